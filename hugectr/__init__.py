@@ -1,0 +1,26 @@
+"""``import hugectr``: HugeCTR's Python API, running on NumPy (any machine) or CuPy (NVIDIA GPUs).
+
+Example:
+    >>> import hugectr
+    >>> solver = hugectr.CreateSolver(batchsize=1024, batchsize_eval=1024, lr=0.001)
+    >>> optimizer = hugectr.CreateOptimizer(optimizer_type=hugectr.Optimizer_t.Adam)  # doctest: +SKIP
+"""
+from hugectr_core.enums import (Activation_t, AllReduceAlgo, Alignment_t, Check_t, CommunicationType,
+                                DataReaderType_t, DeviceLayout, Distribution_t, Embedding_t, FcPosition_t,
+                                FileSystemType_t, GroupLayer_t, HybridEmbeddingType, Initializer_t, Layer_t,
+                                LrPolicy_t, MetricsType, Optimizer_t, PowerLaw_t, Regularizer_t, Tensor_t,
+                                Update_t)
+from hugectr_core.errors import (CheckpointError, ConfigError, DataError, GraphError, HugeCTRError, LayerError,
+                                 PluginError, TrainingError)
+from hugectr_core.layers_api import (DataReaderSparseParam, DenseLayer, DenseLayerComputeConfig, Input,
+                                     SparseEmbedding)
+from hugectr_core.model import Model
+from hugectr_core.params import (AsyncParam, CreateOptimizer, DataReaderParams, DataSourceParams,
+                                 HybridEmbeddingParam, OptParamsPy)
+from hugectr_core.plugins import list_plugins
+from hugectr_core.callbacks import TrainingCallback
+from hugectr_core.solver import CreateSolver, Solver
+
+Error = HugeCTRError
+
+__all__ = [n for n in dir() if not n.startswith("_")]

@@ -1,0 +1,78 @@
+"""NumPy / CuPy selection.
+
+Layers pick their array module from the arrays they receive (``array_module(x)``), never from a
+global flag. Importing this module does not import CuPy or touch a GPU; ``has_cupy_gpu()`` does,
+and only when asked.
+"""
+from __future__ import annotations
+
+import functools
+import importlib.util
+
+import numpy as np
+
+from .errors import BackendError
+
+
+def _cupy():
+    import cupy  # noqa: PLC0415 - deliberately lazy
+
+    return cupy
+
+
+def cupy_installed() -> bool:
+    return importlib.util.find_spec("cupy") is not None
+
+
+@functools.lru_cache(maxsize=1)
+def has_cupy_gpu() -> bool:
+    """True when CuPy is installed and at least one CUDA device answers."""
+    if not cupy_installed():
+        return False
+    try:
+        return _cupy().cuda.runtime.getDeviceCount() > 0
+    except Exception:  # no driver, no device: a CPU machine with CuPy installed
+        return False
+
+
+def is_cupy_array(x) -> bool:
+    return type(x).__module__.startswith("cupy")
+
+
+def array_module(*arrays):
+    """``numpy`` or ``cupy``, whichever the arrays live in (NumPy when none is a CuPy array)."""
+    for a in arrays:
+        if a is not None and is_cupy_array(a):
+            return _cupy()
+    return np
+
+
+def is_numpy(xp) -> bool:
+    return xp is np
+
+
+def to_host(x) -> np.ndarray:
+    """A NumPy copy (or the array itself when it already is NumPy)."""
+    return x.get() if is_cupy_array(x) else np.asarray(x)
+
+
+def resolve(device: str = "auto"):
+    """The array module for ``device``: 'cpu', 'gpu' or 'auto' (GPU when CuPy sees one)."""
+    if device == "cpu":
+        return np
+    if device == "gpu":
+        if not has_cupy_gpu():
+            raise BackendError("device 'gpu' was requested but CuPy sees no CUDA GPU; "
+                               "install hugectr-core[gpu] on a machine with an NVIDIA GPU, or use device='cpu'")
+        return _cupy()
+    if device == "auto":
+        return _cupy() if has_cupy_gpu() else np
+    raise BackendError(f"unknown device '{device}': use 'cpu', 'gpu' or 'auto'")
+
+
+def device_name(xp) -> str:
+    if is_numpy(xp):
+        return "cpu (NumPy)"
+    props = xp.cuda.runtime.getDeviceProperties(xp.cuda.Device().id)
+    name = props["name"]
+    return f"gpu {name.decode() if isinstance(name, bytes) else name} (CuPy)"

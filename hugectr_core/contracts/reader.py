@@ -1,0 +1,72 @@
+"""The data-reader contract.
+
+A reader turns one data source (a RawAsync file, a Parquet file list, ...) into fixed-layout
+host batches: label ``(n, label_dim)`` float32, dense ``(n, dense_dim)`` float32 and, for each
+``DataReaderSparseParam``, its keys in CSR form (``row_offsets`` of length ``n*slot_num + 1``,
+sample-major: sample 0 slot 0, sample 0 slot 1, ...). ``n`` is the batch size except for a short
+last batch in epoch mode. In iteration mode (``repeat_dataset=True``) a reader wraps around
+forever; in epoch mode ``next_batch`` returns None at the end and ``is_eof()`` turns True.
+
+Example:
+    >>> reader = registry("readers").load("RawAsync")(params, input_layer, batch_size=1024,
+    ...                                               source="train.bin", repeat=True)  # doctest: +SKIP
+    >>> batch = reader.next_batch()                                                      # doctest: +SKIP
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class SparseBatch:
+    row_offsets: np.ndarray   # int64, length n*slot_num + 1
+    keys: np.ndarray          # uint32 or int64, length row_offsets[-1]
+
+
+@dataclass
+class Batch:
+    size: int
+    label: np.ndarray         # (size, label_dim) float32
+    dense: np.ndarray         # (size, dense_dim) float32
+    sparse: dict = field(default_factory=dict)  # top_name -> SparseBatch
+
+
+class Reader:
+    """Base class of reader plugins.
+
+    Args:
+        params: the ``hugectr.DataReaderParams``.
+        input_layer: the model's ``hugectr.Input`` (label/dense dims, sparse params).
+        batch_size: rows per batch on this process.
+        source: the file (Raw) or file list (Parquet/Norm) to read.
+        repeat: wrap around at the end (iteration mode) instead of stopping (epoch mode).
+        key_dtype: "uint32" or "int64" (``Solver(i64_input_key=...)``).
+        seed: for shuffling.
+        filesystem: a ``FileSystem`` for remote sources (Local when None).
+    """
+
+    def __init__(self, params, input_layer, *, batch_size: int, source: str, repeat: bool = True,
+                 key_dtype: str = "uint32", seed: int = 0, filesystem=None):
+        self.params = params
+        self.input_layer = input_layer
+        self.batch_size = batch_size
+        self.source = source
+        self.repeat = repeat
+        self.key_dtype = key_dtype
+        self.seed = seed
+        self.filesystem = filesystem
+
+    def next_batch(self) -> Batch | None:
+        raise NotImplementedError
+
+    def is_eof(self) -> bool:
+        raise NotImplementedError
+
+    def set_source(self, source: str = "") -> None:
+        """Read ``source`` from its start next ('' rewinds the current source)."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Stop worker threads; safe to call twice."""

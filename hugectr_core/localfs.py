@@ -1,0 +1,40 @@
+"""The Local filesystem, registered through the same entry-point path as third-party ones."""
+from __future__ import annotations
+
+import os
+import shutil
+
+from .contracts.filesystem import FileSystem
+
+
+class LocalFileSystem(FileSystem):
+    """Plain files on this machine.
+
+    Example:
+        >>> fs = LocalFileSystem()
+        >>> fs.exists("/")
+        True
+    """
+
+    def open(self, path, mode="rb"):
+        return open(path, mode)
+
+    def exists(self, path):
+        return os.path.exists(path)
+
+    def makedirs(self, path):
+        os.makedirs(path, exist_ok=True)
+
+    def rename(self, src, dst):
+        if os.path.isdir(dst) and os.path.isdir(src):
+            shutil.rmtree(dst)
+        os.replace(src, dst)
+
+    def remove(self, path):
+        if os.path.isdir(path):
+            shutil.rmtree(path)
+        elif os.path.exists(path):
+            os.remove(path)
+
+    def size(self, path):
+        return os.path.getsize(path)

@@ -1,0 +1,107 @@
+"""``hugectr.CreateSolver``: training resources and hyper-parameters (formats.md 1.1)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+
+from .enums import AllReduceAlgo, DeviceLayout, LrPolicy_t, MetricsType
+from .errors import ConfigError
+
+
+@dataclass
+class Solver:
+    """What ``CreateSolver`` returns. Every argument of HugeCTR's ``CreateSolver`` with its default.
+
+    ``device`` is ours: 'auto' (GPU when CuPy sees one, else NumPy), 'cpu' or 'gpu'.
+
+    Example:
+        >>> solver = CreateSolver(batchsize=1024, batchsize_eval=1024, lr=0.001, vvgpu=[[0]])
+        >>> solver.batchsize
+        1024
+    """
+
+    model_name: str = ""
+    seed: int = 0
+    lr_policy: object = LrPolicy_t.fixed
+    lr: float = 0.001
+    warmup_steps: int = 1
+    decay_start: int = 0
+    decay_steps: int = 1
+    decay_power: float = 2.0
+    end_lr: float = 0.0
+    max_eval_batches: int = 100
+    batchsize_eval: int = 2048
+    batchsize: int = 2048
+    vvgpu: list = field(default_factory=lambda: [[0]])
+    repeat_dataset: bool = True
+    use_mixed_precision: bool = False
+    enable_tf32_compute: bool = False
+    scaler: float = 1.0
+    metrics_spec: dict = field(default_factory=lambda: {MetricsType.AUC: 1.0})
+    i64_input_key: bool = False
+    use_algorithm_search: bool = True
+    use_cuda_graph: bool = True
+    gen_loss_summary: bool = True
+    train_intra_iteration_overlap: bool = False
+    train_inter_iteration_overlap: bool = False
+    eval_intra_iteration_overlap: bool = False
+    eval_inter_iteration_overlap: bool = False
+    device_layout: object = DeviceLayout.LocalFirst
+    use_embedding_collection: bool = False
+    all_reduce_algo: object = AllReduceAlgo.NCCL
+    grouped_all_reduce: bool = False
+    num_iterations_statistics: int = 20
+    perf_logging: bool = False
+    drop_incomplete_batch: bool = True
+    kafka_brockers: str = ""
+    training_callbacks: list = field(default_factory=list)
+    device: str = "auto"
+
+    def __post_init__(self):
+        self.validate()
+
+    @property
+    def device_count(self) -> int:
+        return sum(len(ids) for ids in self.vvgpu)
+
+    def validate(self) -> None:
+        if not isinstance(self.vvgpu, (list, tuple)) or not self.vvgpu or not all(
+                isinstance(ids, (list, tuple)) and ids for ids in self.vvgpu):
+            raise ConfigError(f"vvgpu must be a non-empty list of non-empty GPU id lists, e.g. [[0]]; got {self.vvgpu!r}")
+        for name in ("batchsize", "batchsize_eval", "max_eval_batches", "warmup_steps", "decay_steps"):
+            if int(getattr(self, name)) < 1:
+                raise ConfigError(f"CreateSolver: {name} must be >= 1, got {getattr(self, name)}")
+        for name in ("batchsize", "batchsize_eval"):
+            if getattr(self, name) % self.device_count:
+                raise ConfigError(f"CreateSolver: {name}={getattr(self, name)} is not divisible by the "
+                                  f"{self.device_count} devices of vvgpu={self.vvgpu}; the global batch is split evenly")
+        if self.lr < 0 or self.end_lr < 0:
+            raise ConfigError("CreateSolver: lr and end_lr must be >= 0")
+        if self.decay_power < 1:
+            raise ConfigError(f"CreateSolver: decay_power must be >= 1, got {self.decay_power}")
+        if self.decay_start < 0:
+            raise ConfigError("CreateSolver: decay_start must be >= 0")
+        if self.use_mixed_precision and self.enable_tf32_compute:
+            raise ConfigError("CreateSolver: use_mixed_precision and enable_tf32_compute are mutually exclusive")
+        if self.scaler <= 0:
+            raise ConfigError(f"CreateSolver: scaler must be > 0, got {self.scaler}")
+        if self.device not in ("auto", "cpu", "gpu"):
+            raise ConfigError(f"CreateSolver: device must be 'auto', 'cpu' or 'gpu', got {self.device!r}")
+        for metric in self.metrics_spec:
+            if str(getattr(metric, "value", metric)) not in MetricsType.__members__:
+                raise ConfigError(f"CreateSolver: unknown metric {metric!r}; use hugectr.MetricsType members")
+
+
+_SOLVER_ARGS = {f.name for f in fields(Solver)}
+
+
+def CreateSolver(**kwargs) -> Solver:  # noqa: N802 - HugeCTR's spelling
+    """Create a ``Solver``; unknown arguments are an error, never ignored.
+
+    Example:
+        >>> solver = CreateSolver(max_eval_batches=300, batchsize_eval=16384, batchsize=16384,
+        ...                       lr=0.001, vvgpu=[[0]], repeat_dataset=True, i64_input_key=True)
+    """
+    unknown = set(kwargs) - _SOLVER_ARGS
+    if unknown:
+        raise TypeError(f"CreateSolver got unknown argument(s): {', '.join(sorted(unknown))}")
+    return Solver(**kwargs)
