@@ -1,0 +1,83 @@
+// CUDA kernels of hugectr-layers-dense: the non-GEMM parts of InnerProduct and MLP.
+//
+// Axis letters: m rows (batch, or batch*slots for 3D inputs), n output width (columns).
+// Every array is C-contiguous, row-major: element (r, c) of an (m, n) array sits at r*n + c.
+// Launch contract (see kernels.py):
+//   bias_act_fwd<T>: 1D grid-stride over m*n elements, any grid/block size.
+//   relu_bwd<T>:     1D grid-stride over `total` elements, any grid/block size.
+//   bias_grad<T>:    blockDim.x must be exactly 256, `cols` a power of two <= 32 (columns per
+//                    tile, 256/cols row lanes); grid-stride over tiles, any grid size. No atomics:
+//                    each column is summed by the lanes of one block, then reduced in shared
+//                    memory, so the result is deterministic.
+// T is float or double (instantiated by name from kernels.py).
+
+template <typename T>
+__global__ void bias_act_fwd(T* y_mn, const T* bias_n, int has_bias, int relu, long long m, long long n) {
+    const long long total = m * n;
+    const long long stride = (long long)blockDim.x * gridDim.x;
+    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < total; i += stride) {
+        T v = y_mn[i];
+        if (has_bias) {
+            v += bias_n[i % n];
+        }
+        if (relu) {
+            v = v > T(0) ? v : T(0);
+        }
+        y_mn[i] = v;
+    }
+}
+
+// dx = dy where y > 0, else 0 (y is the ReLU output; y > 0 exactly where its input was > 0).
+// dx may alias dy.
+template <typename T>
+__global__ void relu_bwd(const T* dy, const T* y, T* dx, long long total) {
+    const long long stride = (long long)blockDim.x * gridDim.x;
+    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < total; i += stride) {
+        dx[i] = y[i] > T(0) ? dy[i] : T(0);
+    }
+}
+
+// db[c] = sum over rows r of dy[r, c].
+// A block covers a tile of COLS adjacent columns with 256/COLS row lanes each. COLS is a
+// compile-time constant (so the row loop has a constant stride); the launcher picks it as the
+// smallest power of two >= n, capped at 32, so narrow outputs such as N=1 keep all 256 threads busy.
+template <typename T, int COLS>
+__device__ void bias_grad_tiles(const T* dy_mn, T* db_n, long long m, long long n) {
+    constexpr int kLanes = 256 / COLS;  // blockDim.x == 256
+    __shared__ T partial[256];
+    const int col_in_tile = threadIdx.x % COLS;
+    const int lane = threadIdx.x / COLS;
+    const long long tiles = (n + COLS - 1) / COLS;
+    // The tile loop depends only on blockIdx, so every thread of a block reaches each barrier.
+    for (long long tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
+        const long long col = tile * COLS + col_in_tile;
+        T acc = T(0);
+        if (col < n) {
+            for (long long r = lane; r < m; r += kLanes) {
+                acc += dy_mn[r * n + col];
+            }
+        }
+        partial[threadIdx.x] = acc;
+        __syncthreads();
+        if (lane == 0 && col < n) {
+            T sum = T(0);
+            for (int l = 0; l < kLanes; ++l) {
+                sum += partial[l * COLS + col_in_tile];
+            }
+            db_n[col] = sum;
+        }
+        __syncthreads();
+    }
+}
+
+template <typename T>
+__global__ void bias_grad(const T* dy_mn, T* db_n, long long m, long long n, int cols) {
+    switch (cols) {  // uniform across the grid: no divergence
+        case 1: bias_grad_tiles<T, 1>(dy_mn, db_n, m, n); break;
+        case 2: bias_grad_tiles<T, 2>(dy_mn, db_n, m, n); break;
+        case 4: bias_grad_tiles<T, 4>(dy_mn, db_n, m, n); break;
+        case 8: bias_grad_tiles<T, 8>(dy_mn, db_n, m, n); break;
+        case 16: bias_grad_tiles<T, 16>(dy_mn, db_n, m, n); break;
+        default: bias_grad_tiles<T, 32>(dy_mn, db_n, m, n); break;
+    }
+}
