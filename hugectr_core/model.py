@@ -1,6 +1,231 @@
-"""Model: placeholder while the engine is being written (replaced in the next commit)."""
+"""``hugectr.Model``: build, compile, train, evaluate (formats.md 1.4, 3.1)."""
+from __future__ import annotations
+
+import logging
+
+from . import backend
+from .enums import Tensor_t, type_string
+from .errors import ConfigError, GraphError, TrainingError
+from .layers_api import DenseLayer, Input, SparseEmbedding
+from .lr_scheduler import LearningRateScheduler
+from .metrics import MetricAccumulator
+from .plugins import plugin_manager, registry
+from .runtime import Runtime
+
+log = logging.getLogger("hugectr")
 
 
 class Model:
+    """A HugeCTR model: one Input, sparse embeddings, dense layers ending in a loss.
+
+    Example:
+        >>> model = Model(solver, reader, optimizer)                          # doctest: +SKIP
+        >>> model.add(Input(label_dim=1, label_name="label", dense_dim=13, dense_name="dense",
+        ...                 data_reader_sparse_param_array=[DataReaderSparseParam("data1", 1, True, 26)]))
+        >>> model.compile(); model.fit(max_iter=1000, display=100, eval_interval=500)  # doctest: +SKIP
+    """
+
     def __init__(self, solver, reader_params, opt_params):
         self.solver, self.reader_params, self.opt_params = solver, reader_params, opt_params
+        self.input_layer: Input | None = None
+        self.sparse_embeddings: list[SparseEmbedding] = []
+        self.dense_layers: list[DenseLayer] = []
+        self.runtime: Runtime | None = None
+        self.lr_scheduler = LearningRateScheduler(solver.lr, solver.warmup_steps, solver.decay_start,
+                                                  solver.decay_steps, solver.decay_power, solver.end_lr)
+        self.learning_rate = solver.lr
+        self.current_loss = None
+        self._readers = {}
+        self._metrics = MetricAccumulator([type_string(m) for m in solver.metrics_spec])
+        self._eval_tensors_ready = False
+
+    # -- building ------------------------------------------------------------------------------
+    def add(self, item) -> None:
+        """Add an Input, a SparseEmbedding or a DenseLayer (in HugeCTR's order)."""
+        if self.runtime is not None:
+            raise GraphError("Model.add after compile(): build the whole graph before compiling")
+        if isinstance(item, Input):
+            if self.input_layer is not None:
+                raise GraphError("the model already has an Input; a model has exactly one")
+            self.input_layer = item
+        elif isinstance(item, SparseEmbedding):
+            self.sparse_embeddings.append(item)
+        elif isinstance(item, DenseLayer):
+            self.dense_layers.append(item)
+        else:
+            raise ConfigError(f"Model.add takes Input, SparseEmbedding or DenseLayer, got {type(item).__name__}")
+
+    def compile(self, loss_names=None, loss_weights=None) -> None:
+        """Build the graph, infer every shape, place every buffer and initialise parameters."""
+        if self.input_layer is None:
+            raise GraphError("compile() before an Input was added: model.add(hugectr.Input(...)) first")
+        self.runtime = Runtime(self.solver, self.input_layer, self.sparse_embeddings, self.dense_layers,
+                               self.opt_params, loss_names, loss_weights)
+        plugin_manager().hook.hugectr_configure(model=self)
+
+    def _rt(self) -> Runtime:
+        if self.runtime is None:
+            raise GraphError("the model is not compiled: call model.compile() first")
+        return self.runtime
+
+    def summary(self) -> str:
+        """Print (and return) each layer's tops, shapes and parameters, then the memory plan."""
+        from .summary import render_summary
+
+        text = render_summary(self)
+        print(text)
+        return text
+
+    # -- data ----------------------------------------------------------------------------------
+    def _reader(self, which: str):
+        if which not in self._readers:
+            rt, p = self._rt(), self.reader_params
+            is_train = which == "train"
+            cls = registry("readers").load(p.type_name)
+            self._readers[which] = cls(
+                p, self.input_layer, batch_size=rt.batch_train if is_train else rt.batch_eval,
+                source=p.source[0] if is_train else p.eval_source,
+                repeat=self.solver.repeat_dataset or not is_train, key_dtype=rt.key_dtype,
+                seed=rt.seed + (0 if is_train else 1), filesystem=None,
+                num_samples=p.num_samples if is_train else p.eval_num_samples)
+        return self._readers[which]
+
+    def start_data_reading(self) -> None:
+        self._reader("train")
+        self._reader("eval")
+
+    def get_data_reader_train(self):
+        return self._reader("train")
+
+    def get_data_reader_eval(self):
+        return self._reader("eval")
+
+    def set_source(self, source="", eval_source=None) -> None:
+        """Epoch mode: read ``source`` (train) and ``eval_source`` next."""
+        if self.solver.repeat_dataset:
+            raise ConfigError("set_source is only valid in epoch mode (CreateSolver(repeat_dataset=False))")
+        src = source[0] if isinstance(source, (list, tuple)) else source
+        self._reader("train").set_source(src)
+        if eval_source is not None:
+            self._reader("eval").set_source(eval_source)
+
+    # -- learning rate ---------------------------------------------------------------------------
+    def get_learning_rate_scheduler(self) -> LearningRateScheduler:
+        return self.lr_scheduler
+
+    def set_learning_rate(self, lr: float) -> None:
+        self.learning_rate = float(lr)
+
+    def reset_learning_rate_scheduler(self, base_lr, warmup_steps=1, decay_start=0, decay_steps=1,
+                                      decay_power=2.0, end_lr=0.0) -> None:
+        self.lr_scheduler = LearningRateScheduler(base_lr, warmup_steps, decay_start, decay_steps, decay_power, end_lr)
+
+    # -- low-level training --------------------------------------------------------------------
+    def train(self) -> bool:
+        """One iteration on the next training batch; False when an epoch-mode source is exhausted."""
+        rt = self._rt()
+        batch = self._reader("train").next_batch()
+        if batch is None:
+            return False
+        if batch.size < rt.batch_train and self.solver.drop_incomplete_batch:
+            return False
+        loss = rt.train_step(batch, self.learning_rate)
+        self.current_loss = loss if self.solver.gen_loss_summary else None
+        return True
+
+    def get_current_loss(self) -> float:
+        """Loss of the last training iteration (0 when gen_loss_summary=False). Reading it syncs the device."""
+        if self.current_loss is None:
+            return 0.0
+        value = float(backend.to_host(self.current_loss))
+        if value != value or value in (float("inf"), float("-inf")):
+            raise TrainingError(f"the training loss is {value} at iteration {self._rt().step}; lower the learning "
+                                "rate or check the data for NaN/Inf")
+        return value
+
+    def eval(self) -> bool:
+        """Evaluate one batch and accumulate it into the metrics; False when none was left to read."""
+        reader = self._reader("eval")
+        batch = reader.next_batch()
+        if batch is None:  # the eval source rewinds when exhausted (formats.md 3.1)
+            reader.set_source("")
+            batch = reader.next_batch()
+            if batch is None:
+                return False
+        pred, label, loss = self._rt().eval_step(batch)
+        self._metrics.add(pred, label, loss)
+        self._eval_tensors_ready = True
+        return True
+
+    def get_eval_metrics(self) -> list:
+        """[(name, value)] over the batches evaluated since the last call."""
+        values = self._metrics.compute()
+        self._metrics.reset()
+        return list(values.items())
+
+    def check_out_tensor(self, tensor_name: str, tensor_type=Tensor_t.Evaluate):
+        """Train: the gradient of the tensor in the last iteration; Evaluate: its value in the last eval."""
+        rt = self._rt()
+        kind = type_string(tensor_type)
+        net = rt.networks["train" if kind == "Train" else "eval"]
+        store = net.grads if kind == "Train" else net.tensors
+        if tensor_name not in net.tensors:
+            raise ConfigError(f"check_out_tensor: no tensor named '{tensor_name}'; tensors: {sorted(net.tensors)}")
+        if tensor_name not in store:
+            raise ConfigError(f"check_out_tensor: tensor '{tensor_name}' has no gradient (it does not depend on "
+                              "trainable weights)")
+        return backend.to_host(store[tensor_name]).astype("float32")
+
+    # -- freezing ------------------------------------------------------------------------------
+    def freeze_dense(self) -> None:
+        self._rt().dense_frozen = True
+
+    def unfreeze_dense(self) -> None:
+        self._rt().dense_frozen = False
+
+    def _embeddings_named(self, name):
+        embs = self._rt().embeddings
+        if name is None:
+            return embs
+        found = [e for e in embs if e.name == name]
+        if not found:
+            raise ConfigError(f"no embedding named '{name}'; embeddings: {[e.name for e in embs]}")
+        return found
+
+    def freeze_embedding(self, embedding_name=None) -> None:
+        for emb in self._embeddings_named(embedding_name):
+            emb.frozen = True
+
+    def unfreeze_embedding(self, embedding_name=None) -> None:
+        for emb in self._embeddings_named(embedding_name):
+            emb.frozen = False
+
+    # -- high level ----------------------------------------------------------------------------
+    def fit(self, num_epochs=0, max_iter=2000, display=200, eval_interval=1000, snapshot=10000, snapshot_prefix=""):
+        """Train in iteration mode (repeat_dataset=True, ``max_iter``) or epoch mode (``num_epochs``)."""
+        from .fit import run_fit
+
+        return run_fit(self, num_epochs, max_iter, display, eval_interval, snapshot, snapshot_prefix)
+
+    def evaluate(self, max_batches=None) -> dict:
+        """Run ``max_eval_batches`` evaluation batches and return the metrics as a dict."""
+        for _ in range(max_batches or self.solver.max_eval_batches):
+            if not self.eval():
+                break
+        return dict(self.get_eval_metrics())
+
+    # -- checkpoints ---------------------------------------------------------------------------
+    def save_params_to_files(self, prefix: str, iter: int = 0) -> None:  # noqa: A002 - HugeCTR's name
+        from .checkpoint import save_params
+
+        save_params(self, prefix, iter)
+
+    def load_dense_weights(self, dense_model_file: str) -> None:
+        from .checkpoint import load_dense
+
+        load_dense(self, dense_model_file)
+
+    def load_sparse_weights(self, sparse_embedding_files) -> None:
+        from .checkpoint import load_sparse
+
+        load_sparse(self, sparse_embedding_files)

@@ -45,10 +45,12 @@ class Reader:
         key_dtype: "uint32" or "int64" (``Solver(i64_input_key=...)``).
         seed: for shuffling.
         filesystem: a ``FileSystem`` for remote sources (Local when None).
+        num_samples: samples in the source when the format needs it told (Raw: ``num_samples`` or
+            ``eval_num_samples`` of DataReaderParams); 0 means "derive it from the file".
     """
 
     def __init__(self, params, input_layer, *, batch_size: int, source: str, repeat: bool = True,
-                 key_dtype: str = "uint32", seed: int = 0, filesystem=None):
+                 key_dtype: str = "uint32", seed: int = 0, filesystem=None, num_samples: int = 0):
         self.params = params
         self.input_layer = input_layer
         self.batch_size = batch_size
@@ -57,6 +59,7 @@ class Reader:
         self.key_dtype = key_dtype
         self.seed = seed
         self.filesystem = filesystem
+        self.num_samples = num_samples
 
     def next_batch(self) -> Batch | None:
         raise NotImplementedError

@@ -1,0 +1,261 @@
+"""What ``Model.compile()`` builds: backend, graph, embeddings, parameters, optimizer, networks.
+
+The runtime owns every device array. ``Runtime.train_step`` and ``Runtime.eval_step`` run one batch.
+"""
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from . import backend
+from .contracts.embedding import EmbeddingConfig
+from .contracts.layer import StepContext
+from .enums import type_string
+from .errors import BackendError, ConfigError, GraphError
+from .graph import build_graph, infer_shapes, mark_params
+from .memory import MemoryPlan
+from .network import Network
+from .plugins import registry
+
+log = logging.getLogger("hugectr")
+DTYPE = np.float32
+
+
+def make_optimizer(opt_params):
+    return registry("optimizers").load(opt_params.type_name)(opt_params)
+
+
+class Runtime:
+    """Compiled state of a model on one device."""
+
+    def __init__(self, solver, input_layer, sparse_embeddings, dense_layers, opt_params,
+                 loss_names=None, loss_weights=None):
+        self.solver = solver
+        self.input_layer = input_layer
+        self._check_supported(solver)
+        self.xp = backend.resolve(solver.device)
+        self.device_count = solver.device_count
+        self.batch_train = solver.batchsize // self.device_count
+        self.batch_eval = solver.batchsize_eval // self.device_count
+        self.seed = solver.seed or int(np.random.SeedSequence().entropy % (2**31))
+        if not solver.seed:
+            log.info("CreateSolver(seed=0): using random seed %d", self.seed)
+        self.host_rng = np.random.default_rng(self.seed)
+        self.device_rng = self.xp.random.default_rng(self.seed)
+        self.key_dtype = "int64" if solver.i64_input_key else "uint32"
+        self.embeddings = self._build_embeddings(sparse_embeddings, opt_params)
+        self.graph = build_graph(dense_layers, self._sources())
+        self._apply_loss_weights(loss_names, loss_weights)
+        self.shapes = {"train": infer_shapes(self.graph, self._source_shapes(self.batch_train)),
+                       "eval": infer_shapes(self.graph, self._source_shapes(self.batch_eval))}
+        mark_params(self.graph, self.shapes["train"])
+        self.optimizer = make_optimizer(opt_params)
+        self.memory = MemoryPlan()
+        self.param_layout = self._plan_params()
+        self.networks = {mode: Network(self.graph, self.shapes[mode], mode, DTYPE) for mode in ("train", "eval")}
+        for net in self.networks.values():
+            net.plan(self.memory)
+        self._allocate()
+        self.dense_frozen = False
+        self.step = 0
+
+    # -- building ------------------------------------------------------------------------------
+    @staticmethod
+    def _check_supported(solver) -> None:
+        if solver.device_count > 1:
+            raise BackendError(f"vvgpu={solver.vvgpu} asks for {solver.device_count} devices; multi-device "
+                               "training (NCCL/MPI) is not available in this version: use vvgpu=[[0]]")
+        if solver.use_mixed_precision:
+            raise BackendError("use_mixed_precision=True is not available in this version; train in fp32")
+        if solver.enable_tf32_compute:
+            raise BackendError("enable_tf32_compute=True is not available in this version (NumPy has no TF32); "
+                               "leave it False")
+
+    def _sources(self) -> dict:
+        sources = {name: "data" for name in self.input_layer.label_names}
+        if self.input_layer.dense_dim:
+            sources[self.input_layer.dense_name] = "data"
+        for emb in self.embeddings:
+            sources[emb.config.top_name] = "embedding"
+        return sources
+
+    def _source_shapes(self, batch: int) -> dict:
+        inp = self.input_layer
+        shapes = {name: (batch, dim) for name, dim in zip(inp.label_names, inp.label_dims)}
+        if inp.dense_dim:
+            shapes[inp.dense_name] = (batch, inp.dense_dim)
+        for emb in self.embeddings:
+            shapes[emb.config.top_name] = emb.output_shape(batch)
+        return shapes
+
+    def _build_embeddings(self, specs, model_opt) -> list:
+        sparse = {p.top_name: p for p in self.input_layer.sparse_params}
+        out, names = [], set()
+        for spec in specs:
+            if spec.bottom_name not in sparse:
+                raise GraphError(f"SparseEmbedding '{spec.sparse_embedding_name}' reads '{spec.bottom_name}', which is "
+                                 f"not a sparse input of Input (sparse inputs: {sorted(sparse)})")
+            if spec.sparse_embedding_name in names:
+                raise GraphError(f"two embeddings are named '{spec.sparse_embedding_name}'")
+            names.add(spec.sparse_embedding_name)
+            param = sparse[spec.bottom_name]
+            if spec.slot_size_array and len(spec.slot_size_array) != param.slot_num:
+                raise ConfigError(f"SparseEmbedding '{spec.sparse_embedding_name}': slot_size_array has "
+                                  f"{len(spec.slot_size_array)} entries but '{param.top_name}' has {param.slot_num} slots")
+            if spec.hybrid_embedding_param is not None:
+                raise BackendError(f"SparseEmbedding '{spec.sparse_embedding_name}': hybrid embedding is not "
+                                   "available in this version")
+            config = EmbeddingConfig(
+                type_name=spec.type_name, name=spec.sparse_embedding_name, bottom_name=spec.bottom_name,
+                embedding_vec_size=int(spec.embedding_vec_size), combiner=spec.combiner,
+                workspace_size_per_gpu_in_mb=spec.workspace_size_per_gpu_in_mb, slot_num=param.slot_num,
+                max_nnz_per_slot=param.max_nnz, slot_size_array=tuple(spec.slot_size_array),
+                key_dtype=self.key_dtype, device_count=self.device_count)
+            cls = registry("embeddings").load(spec.type_name)
+            out.append(cls(config, make_optimizer(spec.optimizer or model_opt)))
+        return out
+
+    def _apply_loss_weights(self, loss_names, loss_weights) -> None:
+        losses = self.graph.losses
+        if loss_names is None and loss_weights is None:
+            return
+        loss_names, loss_weights = list(loss_names or []), list(loss_weights or [])
+        if len(loss_names) != len(loss_weights):
+            raise ConfigError("compile(loss_names, loss_weights): both lists need the same length")
+        by_label = {}
+        for node in losses:
+            label = node.layer.config.bottom_names[1]
+            by_label[label] = node
+        for name, weight in zip(loss_names, loss_weights):
+            if name not in by_label:
+                raise ConfigError(f"compile: loss_names entry '{name}' is not the label of any loss layer "
+                                  f"(labels: {sorted(by_label)})")
+            by_label[name].layer.weight = float(weight)
+
+    def _plan_params(self) -> list:
+        """Parameters in add() order (the dense file order), then gradients and optimizer states."""
+        layout = []
+        shapes = self.shapes["train"]
+        for node in sorted(self.graph.nodes, key=lambda n: n.user_index):
+            for spec in node.layer.param_specs([shapes[b] for b in node.bottoms]):
+                layout.append((node.layer.name, spec))
+                self.memory.request("params", f"p/{node.layer.name}/{spec.name}", spec.shape, DTYPE)
+        for layer_name, spec in layout:
+            self.memory.request("param_grads", f"pg/{layer_name}/{spec.name}", spec.shape, DTYPE)
+        for state in self.optimizer.state_names:
+            for layer_name, spec in layout:
+                self.memory.request("opt_states", f"os/{state}/{layer_name}/{spec.name}", spec.shape, DTYPE)
+        return layout
+
+    def _allocate(self) -> None:
+        xp = self.xp
+        views = self.memory.allocate(xp)
+        self.params, self.param_grads = {}, {}
+        for layer_name, spec in self.param_layout:
+            value = np.asarray(spec.init(self.host_rng, spec.shape), dtype=DTYPE).reshape(spec.shape)
+            view = views[f"p/{layer_name}/{spec.name}"]
+            view[...] = xp.asarray(value)
+            self.params.setdefault(layer_name, []).append(view)
+            self.param_grads.setdefault(layer_name, []).append(views[f"pg/{layer_name}/{spec.name}"])
+        self.weights_flat = self.memory.flat("params", DTYPE)
+        self.grads_flat = self.memory.flat("param_grads", DTYPE)
+        n = 0 if self.weights_flat is None else self.weights_flat.size
+        states_flat = self.memory.flat("opt_states", DTYPE)
+        self.opt_states = [states_flat[k * n:(k + 1) * n] for k in range(len(self.optimizer.state_names))]
+        for name, state in zip(self.optimizer.state_names, self.opt_states):
+            state[...] = self.optimizer.initial_state(name)
+        for net in self.networks.values():
+            net.bind(views)
+        for emb in self.embeddings:
+            emb.allocate(xp, self.host_rng)
+
+    # -- running -------------------------------------------------------------------------------
+    def context(self, training: bool, batch: int, valid: int) -> StepContext:
+        return StepContext(xp=self.xp, training=training, rng=self.device_rng, batch_size=batch,
+                           current_batchsize=valid, device_count=self.device_count,
+                           scaler=float(self.solver.scaler), step=self.step)
+
+    def _load_batch(self, net: Network, batch, size: int) -> None:
+        """Copy a host batch into the network's input tensors (rows past ``batch.size`` are zero)."""
+        xp, inp = self.xp, self.input_layer
+        start = 0
+        for name, dim in zip(inp.label_names, inp.label_dims):
+            _copy_rows(xp, net.tensors[name], batch.label[:, start:start + dim], batch.size)
+            start += dim
+        if inp.dense_dim:
+            _copy_rows(xp, net.tensors[inp.dense_name], batch.dense, batch.size)
+        self._csr = {}
+        for emb in self.embeddings:
+            sb = batch.sparse[emb.config.bottom_name]
+            offsets = np.asarray(sb.row_offsets, dtype=np.int64)
+            pad = size * emb.config.slot_num + 1 - offsets.size
+            if pad > 0:  # a short last batch: padded samples have empty slots
+                offsets = np.concatenate([offsets, np.full(pad, offsets[-1], dtype=np.int64)])
+            self._csr[emb.name] = (xp.asarray(offsets), xp.asarray(sb.keys))
+
+    def _embed(self, net: Network, ctx) -> None:
+        for emb in self.embeddings:
+            offsets, keys = self._csr[emb.name]
+            emb.forward(ctx, offsets, keys, net.tensors[emb.config.top_name])
+
+    def train_step(self, batch, lr: float):
+        """One iteration: forward, backward, dense update, embedding update. Returns the loss (device)."""
+        self.step += 1
+        net = self.networks["train"]
+        ctx = self.context(True, self.batch_train, batch.size)
+        self._load_batch(net, batch, self.batch_train)
+        self._embed(net, ctx)
+        net.forward(ctx, self.params)
+        net.backward(ctx, self.params, self.param_grads)
+        loss = net.loss_value(self.xp)
+        loss = self._regularize(loss, ctx)
+        if self.weights_flat is not None and not self.dense_frozen:
+            self.optimizer.update(self.xp, self.weights_flat, self.grads_flat, self.opt_states, lr, self.step,
+                                  ctx.scaler)
+        for emb in self.embeddings:
+            emb.backward(ctx, net.grads[emb.config.top_name], lr)
+        return loss
+
+    def _regularize(self, loss, ctx):
+        """L1/L2 on every dense weight (formats.md 3.3), requested by a loss layer's use_regularizer."""
+        for node in self.graph.losses:
+            reg = node.layer.regularizer() if hasattr(node.layer, "regularizer") else None
+            if reg is None or self.weights_flat is None:
+                continue
+            kind, lam = reg
+            w, b = self.weights_flat, ctx.batch_size
+            if kind == "L1":
+                loss = loss + lam / b * self.xp.abs(w).sum()
+                self.grads_flat += (ctx.scaler * lam / b) * self.xp.sign(w)
+            else:
+                loss = loss + lam / (2 * b) * (w * w).sum()
+                self.grads_flat += (ctx.scaler * lam / b) * w
+        return loss
+
+    def eval_step(self, batch):
+        """Forward one evaluation batch; returns (predictions, labels, loss) on the host, valid rows only."""
+        net = self.networks["eval"]
+        ctx = self.context(False, self.batch_eval, batch.size)
+        self._load_batch(net, batch, self.batch_eval)
+        self._embed(net, ctx)
+        net.forward(ctx, self.params)
+        pred, label = net.predictions(self.xp)
+        return (backend.to_host(pred[:batch.size]), backend.to_host(label[:batch.size]),
+                float(backend.to_host(net.loss_value(self.xp))))
+
+    def memory_bytes(self) -> dict:
+        out = dict(self.memory.bytes_by_pool())
+        for emb in self.embeddings:
+            for purpose, nbytes in emb.memory_bytes().items():
+                out[f"embedding {emb.name} {purpose}"] = nbytes
+        return out
+
+
+def _copy_rows(xp, dst, src: np.ndarray, size: int) -> None:
+    dst[:size] = xp.asarray(np.asarray(src, dtype=dst.dtype))
+    if size < dst.shape[0]:
+        dst[size:] = 0
+
+
+__all__ = ["Runtime", "type_string"]
