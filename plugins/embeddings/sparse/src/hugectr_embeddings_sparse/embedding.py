@@ -1,0 +1,316 @@
+"""DistributedSlotSparseEmbeddingHash and LocalizedSlotSparseEmbeddingHash (formats.md 1.7, 2.5, 3.5, 3.8).
+
+One object is one device's shard: a key -> row hash table, a ``[capacity, vec]`` float32 row table and
+one ``[capacity, vec]`` array per optimizer state. Input is the CSR of one ``DataReaderSparseParam``
+(``row_offsets`` of length ``B*slot_num + 1``, sample-major); output is ``out_bse`` (B, slot, vec).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from hugectr_core.backend import is_numpy, to_host
+from hugectr_core.contracts import Embedding
+from hugectr_core.errors import CheckpointError, ConfigError, DataError
+
+from . import reference
+from .hash_table import make_hash_table
+
+INIT_LIMIT = 0.05            # whole table U(-0.05, 0.05) (formats.md 3.6)
+INIT_CHUNK_ELEMENTS = 1 << 22  # host RNG draws at most this many values at a time
+_DECAYING = {"Adam", "MomentumSGD", "Nesterov"}  # fallback for optimizers without the flag
+
+
+def _kernels(xp):
+    if is_numpy(xp):
+        return reference
+    from . import kernels  # noqa: PLC0415 - keeps CuPy out of import time
+
+    return kernels
+
+
+@dataclass
+class BackwardPlan:
+    """What the last training forward leaves for backward; occurrences j are sorted by row."""
+
+    unique_rows: Any   # int64 [u]
+    starts: Any        # int64 [u + 1]: the occurrences of unique row u are j in starts[u]:starts[u+1]
+    seg_j: Any         # int64 [n]: (sample, slot) segment of occurrence j
+    scale_j: Any       # float32 [n]: 1, or 1/keys-in-slot for "mean"
+
+
+class SparseEmbeddingHash(Embedding):
+    """Shared machinery of the hash-based legacy embeddings (one device's shard)."""
+
+    def __init__(self, config, optimizer):
+        super().__init__(config, optimizer)
+        self.update_type = getattr(optimizer.params, "update_name", "Local")
+        if self.update_type == "LazyGlobal":
+            raise ConfigError(f"embedding '{self.name}' ({config.type_name}): Update_t.LazyGlobal is not "
+                              f"implemented yet (it arrives with the embeddings issue); use Update_t.Global "
+                              f"or Update_t.Local")
+        self.capacity = self._capacity()
+        self.xp = None
+        self.rows = None
+        self.states: list = []
+        self.table = None
+        self._plan: BackwardPlan | None = None
+
+    # -- sizing ----------------------------------------------------------------------------------
+    def _where(self) -> str:
+        return f"embedding '{self.name}' ({self.config.type_name})"
+
+    def n_states(self) -> int:
+        return len(self.optimizer.state_names) + (1 if self.update_type == "LazyGlobal" else 0)
+
+    def _capacity(self) -> int:
+        """max_vocab_per_gpu = MB * 2^20 / ((1 + n_states) * 4 * vec) (model.cpp)."""
+        cfg = self.config
+        bytes_per_key = (1 + self.n_states()) * 4 * cfg.embedding_vec_size
+        capacity = int(cfg.workspace_size_per_gpu_in_mb * 2**20 // bytes_per_key)
+        if capacity < 1:
+            raise ConfigError(f"{self._where()}: workspace_size_per_gpu_in_mb={cfg.workspace_size_per_gpu_in_mb} "
+                              f"holds no key (each key needs {bytes_per_key} bytes for its vector and "
+                              f"{self.n_states()} optimizer state(s)); set SparseEmbedding("
+                              f"workspace_size_per_gpu_in_mb=...) to at least {math.ceil(bytes_per_key / 2**20)}, "
+                              f"sized for your vocabulary")
+        return capacity
+
+    def _table_full(self, needed: int) -> Exception:
+        cfg = self.config
+        mb = math.ceil(needed * (1 + self.n_states()) * 4 * cfg.embedding_vec_size / 2**20)
+        return ConfigError(f"{self._where()}: the hash table is full: it holds {self.capacity} keys "
+                           f"(workspace_size_per_gpu_in_mb={cfg.workspace_size_per_gpu_in_mb}, "
+                           f"embedding_vec_size={cfg.embedding_vec_size}, {self.n_states()} optimizer state(s)) "
+                           f"but {needed} distinct keys arrived; raise workspace_size_per_gpu_in_mb "
+                           f"to at least {mb}")
+
+    # -- allocation ------------------------------------------------------------------------------
+    def init_regions(self):
+        """(first row, end row, limit) blocks initialised U(-limit, limit)."""
+        return [(0, self.capacity, INIT_LIMIT)]
+
+    def allocate(self, xp, rng) -> None:
+        vec = self.config.embedding_vec_size
+        self.xp = xp
+        self.rows = xp.empty((self.capacity, vec), xp.float32)
+        chunk = max(1, INIT_CHUNK_ELEMENTS // vec)
+        for start, end, limit in self.init_regions():
+            for a in range(start, end, chunk):
+                b = min(a + chunk, end)
+                self.rows[a:b] = xp.asarray(rng.uniform(-limit, limit, size=(b - a, vec)).astype(np.float32))
+        self.states = [xp.full((self.capacity, vec), self.optimizer.initial_state(n), xp.float32)
+                       for n in self.optimizer.state_names]
+        self.table = make_hash_table(xp, self.capacity, self._table_full)
+        self._plan = None
+
+    def memory_bytes(self) -> dict:
+        if self.rows is None:
+            return {}
+        return {"rows": int(self.rows.nbytes), "optimizer_states": int(sum(s.nbytes for s in self.states)),
+                "hash_table": int(self.table.nbytes())}
+
+    def _require_allocated(self):
+        if self.rows is None:
+            raise ConfigError(f"{self._where()}: call allocate(xp, rng) before using the embedding")
+
+    # -- forward ---------------------------------------------------------------------------------
+    def _check_keys(self, keys):
+        if np.dtype(keys.dtype).kind == "i" and keys.size and bool((keys < 0).any()):
+            raise DataError(f"{self._where()}: negative keys in input '{self.config.bottom_name}' "
+                            f"(first: {int(to_host(keys[keys < 0])[0])}); HugeCTR keys are non-negative "
+                            f"integers: fix the data or the reader's slot offsets")
+
+    def forward(self, ctx, row_offsets, keys, out_bse) -> None:
+        self._require_allocated()
+        xp, vec = self.xp, self.config.embedding_vec_size
+        n_seg = out_bse.shape[0] * self.config.slot_num
+        if row_offsets.size != n_seg + 1:
+            raise DataError(f"{self._where()}: row_offsets has {row_offsets.size} entries, expected "
+                            f"batch*slot_num+1 = {n_seg + 1} for output {tuple(out_bse.shape)}")
+        offsets = xp.asarray(row_offsets).astype(xp.int64, copy=False)
+        keys = keys[: int(offsets[-1])]
+        self._check_keys(keys)
+        rows = self.table.insert_or_find(keys) if ctx.training else self.table.find(keys)
+        out_sv = out_bse.reshape(n_seg, vec)
+        combined = out_sv if out_sv.dtype == xp.float32 and out_sv.flags.c_contiguous \
+            else xp.empty((n_seg, vec), xp.float32)
+        _kernels(xp).gather_combine(self.rows, rows, offsets, self.config.combiner == "mean", combined)
+        if combined is not out_sv:
+            out_bse[...] = combined.reshape(out_bse.shape)
+        if ctx.training:
+            self._plan = self._backward_plan(rows, offsets)
+            self._after_train_lookup(rows, offsets)
+
+    def _after_train_lookup(self, rows, offsets) -> None:
+        """Hook for subclasses (Localized records the slot of each row)."""
+
+    def _backward_plan(self, rows, offsets) -> BackwardPlan:
+        xp = self.xp
+        n = rows.size
+        seg = xp.searchsorted(offsets[1:], xp.arange(n, dtype=xp.int64), side="right")
+        if self.config.combiner == "mean":
+            scale = (1.0 / xp.maximum(xp.diff(offsets), 1).astype(xp.float32))[seg]
+        else:
+            scale = xp.ones(n, xp.float32)
+        order = xp.argsort(rows, kind="stable") if is_numpy(xp) else xp.argsort(rows)
+        sorted_rows = rows[order]
+        if n:
+            first = xp.flatnonzero(xp.concatenate([xp.ones(1, bool), sorted_rows[1:] != sorted_rows[:-1]]))
+        else:
+            first = xp.zeros(0, xp.int64)
+        starts = xp.concatenate([first, xp.asarray([n])]).astype(xp.int64)
+        return BackwardPlan(sorted_rows[first], starts, seg[order].astype(xp.int64), scale[order])
+
+    # -- backward --------------------------------------------------------------------------------
+    def _moves_untouched_rows(self) -> bool:
+        flag = getattr(self.optimizer, "global_moves_untouched_rows", None)
+        if flag is None:
+            flag = type(self.optimizer).__name__ in _DECAYING
+        return self.update_type == "Global" and flag
+
+    def backward(self, ctx, top_grad_bse, lr: float) -> None:
+        if self.frozen:
+            return
+        if self._plan is None:
+            raise ConfigError(f"{self._where()}: backward needs a training forward first")
+        xp, vec, plan = self.xp, self.config.embedding_vec_size, self._plan
+        top_grad_sv = xp.ascontiguousarray(top_grad_bse.reshape(-1, vec), dtype=xp.float32)
+        grad_uv = _kernels(xp).segmented_reduce(top_grad_sv, plan.seg_j, plan.scale_j, plan.starts)
+        step, scaler = ctx.step, ctx.scaler
+        if self._moves_untouched_rows():
+            used = self.table.size
+            dense = xp.zeros((used, vec), xp.float32)
+            dense[plan.unique_rows] = grad_uv
+            self.optimizer.update(xp, self.rows[:used], dense, [s[:used] for s in self.states], lr, step, scaler)
+        elif plan.unique_rows.size:
+            self.optimizer.update_rows(xp, self.rows, self.states, plan.unique_rows, grad_uv, lr, step, scaler)
+
+    # -- checkpoint ------------------------------------------------------------------------------
+    def dump(self) -> dict:
+        self._require_allocated()
+        n = self.table.size
+        return {"key": self.table.keys_in_row_order().astype(np.int64),
+                "emb_vector": to_host(self.rows[:n]).astype(np.float32), "slot_id": self._dump_slot_id(n)}
+
+    def _dump_slot_id(self, n):
+        return None
+
+    def _load_keys(self, key, emb_vector):
+        vec = self.config.embedding_vec_size
+        key, emb_vector = np.asarray(key), np.asarray(emb_vector)
+        if emb_vector.ndim != 2 or emb_vector.shape[1] != vec:
+            raise CheckpointError(f"{self._where()}: emb_vector has shape {emb_vector.shape}, expected (n, {vec}); "
+                                  f"the checkpoint was written with another embedding_vec_size")
+        if key.ndim != 1 or key.size != emb_vector.shape[0]:
+            raise CheckpointError(f"{self._where()}: {key.size} keys but {emb_vector.shape[0]} vectors; "
+                                  f"the key and emb_vector files do not belong together")
+        if key.size and (key.min() < 0 or (self.config.key_dtype == "uint32" and key.max() >= 2**32)):
+            raise CheckpointError(f"{self._where()}: checkpoint keys outside the range of "
+                                  f"{self.config.key_dtype} keys; load it with the key type it was trained with")
+        dtype = np.uint32 if self.config.key_dtype == "uint32" else np.int64
+        return key.astype(dtype), emb_vector.astype(np.float32)
+
+    def load(self, key, emb_vector, slot_id=None) -> None:
+        self._require_allocated()
+        key, emb_vector = self._load_keys(key, emb_vector)
+        xp = self.xp
+        rows = self.table.insert_or_find(xp.asarray(key))
+        self.rows[rows] = xp.asarray(emb_vector)
+        self._plan = None
+        return rows
+
+
+class DistributedSlotSparseEmbeddingHash(SparseEmbeddingHash):
+    """HugeCTR's distributed-slot hash embedding: any key of any slot may live on any device.
+
+    This object is one device's shard (the whole table on one device); keys are owned by
+    ``key % device_count`` once sharding arrives.
+
+    Example:
+        >>> import numpy as np, hugectr_core.params as p
+        >>> from hugectr_core.contracts import EmbeddingConfig, StepContext
+        >>> from hugectr_optimizers_sgd import SGD
+        >>> cfg = EmbeddingConfig("DistributedSlotSparseEmbeddingHash", "emb", "data", 4, "sum", 1, 2, (1, 2))
+        >>> emb = DistributedSlotSparseEmbeddingHash(cfg, SGD(p.CreateOptimizer(optimizer_type="SGD")))
+        >>> emb.allocate(np, np.random.default_rng(0))
+        >>> out = np.empty((1, 2, 4), np.float32)    # B=1: slot 0 has key 5, slot 1 keys 5 and 9
+        >>> emb.forward(StepContext(np, training=True), np.array([0, 1, 3]), np.array([5, 5, 9], np.uint32), out)
+        >>> emb.dump()["key"].tolist()
+        [5, 9]
+    """
+
+
+class LocalizedSlotSparseEmbeddingHash(SparseEmbeddingHash):
+    """HugeCTR's localized-slot hash embedding: a slot lives on one device (``slot % device_count``).
+
+    Rows remember the slot of their key (written as ``slot_id`` in checkpoints). With
+    ``slot_size_array`` the capacity is the sum of the slot sizes and the row table is initialised
+    in consecutive blocks, block s U(+-sqrt(1/slot_size[s])), as HugeCTR does (rows are still handed
+    out in first-sight order, so a key's row need not lie in its slot's block).
+
+    Example:
+        >>> import numpy as np, hugectr_core.params as p
+        >>> from hugectr_core.contracts import EmbeddingConfig, StepContext
+        >>> from hugectr_optimizers_sgd import SGD
+        >>> cfg = EmbeddingConfig("LocalizedSlotSparseEmbeddingHash", "emb", "data", 4, "mean", 0, 2, (1, 1),
+        ...                       slot_size_array=(10, 100))
+        >>> emb = LocalizedSlotSparseEmbeddingHash(cfg, SGD(p.CreateOptimizer(optimizer_type="SGD")))
+        >>> emb.capacity
+        110
+        >>> emb.allocate(np, np.random.default_rng(0))
+        >>> out = np.empty((1, 2, 4), np.float32)
+        >>> emb.forward(StepContext(np, training=True), np.array([0, 1, 2]), np.array([3, 17], np.uint32), out)
+        >>> emb.dump()["slot_id"].tolist()
+        [0, 1]
+    """
+
+    def _capacity(self) -> int:
+        sizes = self.config.slot_size_array
+        if not sizes:
+            return super()._capacity()
+        if len(sizes) != self.config.slot_num or min(sizes) < 1:
+            raise ConfigError(f"{self._where()}: slot_size_array has {len(sizes)} entries {list(sizes)[:8]}, "
+                              f"expected {self.config.slot_num} positive slot sizes (one per slot)")
+        return int(sum(sizes))
+
+    def init_regions(self):
+        sizes = self.config.slot_size_array
+        if not sizes:
+            return super().init_regions()
+        ends = np.cumsum(sizes)
+        return [(int(e - s), int(e), math.sqrt(1.0 / s)) for s, e in zip(sizes, ends)]
+
+    def allocate(self, xp, rng) -> None:
+        super().allocate(xp, rng)
+        self.row_slot = xp.zeros(self.capacity, xp.int64)
+
+    def memory_bytes(self) -> dict:
+        sizes = super().memory_bytes()
+        if sizes:
+            sizes["hash_table"] += int(self.row_slot.nbytes)
+        return sizes
+
+    def _after_train_lookup(self, rows, offsets) -> None:
+        plan = self._plan
+        # keys are unique across slots (formats.md 1.7), so every occurrence of a row names one slot
+        self.row_slot[plan.unique_rows] = plan.seg_j[plan.starts[:-1]] % self.config.slot_num
+
+    def _dump_slot_id(self, n):
+        return to_host(self.row_slot[:n]).astype(np.uint64)
+
+    def load(self, key, emb_vector, slot_id=None) -> None:
+        if slot_id is None:
+            raise CheckpointError(f"{self._where()}: loading needs the slot_id of every key (the checkpoint "
+                                  f"folder's 'slot_id' file)")
+        slot_id = np.asarray(slot_id)
+        if slot_id.shape != np.shape(key):
+            raise CheckpointError(f"{self._where()}: {slot_id.size} slot ids for {np.size(key)} keys")
+        if slot_id.size and slot_id.max() >= self.config.slot_num:
+            raise CheckpointError(f"{self._where()}: slot id {int(slot_id.max())} but the embedding has "
+                                  f"{self.config.slot_num} slots")
+        rows = super().load(key, emb_vector)
+        self.row_slot[rows] = self.xp.asarray(slot_id.astype(np.int64))

@@ -1,0 +1,67 @@
+"""CuPy launchers of ``kernels.cu``; same names and arguments as the NumPy twins in ``reference.py``."""
+from __future__ import annotations
+
+import numpy as np
+
+from hugectr_core.kernels import KernelModule
+
+_KEY_TYPES = ("unsigned int", "long long")
+_FLOAT_TYPES = ("float", "double")
+KERNELS = KernelModule(
+    "hugectr_embeddings_sparse",
+    [f"hash_insert_or_find<{k}>" for k in _KEY_TYPES] + [f"hash_find<{k}>" for k in _KEY_TYPES]
+    + [f"gather_combine<{t}>" for t in _FLOAT_TYPES] + [f"segmented_reduce<{t}>" for t in _FLOAT_TYPES])
+
+
+def _keys(keys):
+    """Keys as uint32 or int64 (the two instantiated key types), contiguous."""
+    import cupy  # noqa: PLC0415 - only on the GPU path
+
+    dtype = keys.dtype if keys.dtype in (np.uint32, np.int64) else np.int64
+    return cupy.ascontiguousarray(keys, dtype=dtype)
+
+
+def hash_insert_or_find(slot_keys, slot_rows, row_keys, counter, keys, max_rows):
+    import cupy  # noqa: PLC0415
+
+    keys = _keys(keys)
+    rows = cupy.empty(keys.size, cupy.int64)
+    KERNELS.launch("hash_insert_or_find", keys.dtype, keys.size,
+                   (slot_keys, slot_rows, row_keys, counter, keys, np.int64(keys.size),
+                    np.int64(slot_keys.size), np.int64(max_rows), rows))
+    return rows, slot_keys, slot_rows, row_keys, counter
+
+
+def hash_find(slot_keys, slot_rows, keys):
+    import cupy  # noqa: PLC0415
+
+    keys = _keys(keys)
+    rows = cupy.empty(keys.size, cupy.int64)
+    KERNELS.launch("hash_find", keys.dtype, keys.size,
+                   (slot_keys, slot_rows, keys, np.int64(keys.size), np.int64(slot_keys.size), rows))
+    return rows
+
+
+def gather_combine(table, rows, row_offsets, mean, out_sv):
+    import cupy  # noqa: PLC0415
+
+    offsets = cupy.ascontiguousarray(row_offsets, dtype=cupy.int64)
+    rows = cupy.ascontiguousarray(rows, dtype=cupy.int64)
+    n_seg, vec = out_sv.shape
+    KERNELS.launch("gather_combine", table.dtype, n_seg * vec,
+                   (table, rows, offsets, np.int64(n_seg), np.int64(vec), np.int32(bool(mean)), out_sv))
+    return out_sv
+
+
+def segmented_reduce(top_grad_sv, seg_j, scale_j, starts_u):
+    import cupy  # noqa: PLC0415
+
+    top_grad_sv = cupy.ascontiguousarray(top_grad_sv)
+    n_unique, vec = starts_u.size - 1, top_grad_sv.shape[1]
+    grad_uv = cupy.empty((n_unique, vec), top_grad_sv.dtype)
+    if n_unique:
+        KERNELS.launch("segmented_reduce", top_grad_sv.dtype, n_unique * vec,
+                       (top_grad_sv, cupy.ascontiguousarray(seg_j, dtype=cupy.int64),
+                        cupy.ascontiguousarray(scale_j, dtype=top_grad_sv.dtype),
+                        cupy.ascontiguousarray(starts_u, dtype=cupy.int64), np.int64(n_unique), np.int64(vec), grad_uv))
+    return grad_uv

@@ -1,0 +1,89 @@
+"""NumPy twins of ``kernels.cu``: same names, same arguments, same effect.
+
+The hash-table twins replay the CUDA open-addressing table one key at a time (readable, slow; used
+by the twin tests). The NumPy backend of the embedding itself uses the vectorised
+``hash_table.HostHashTable`` instead; ``gather_combine`` and ``segmented_reduce`` below are what
+the NumPy backend runs.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+EMPTY_KEY = np.uint64(0xFFFFFFFFFFFFFFFF)
+_MASK64 = (1 << 64) - 1
+
+
+def mix64(key: int) -> int:
+    """MurmurHash3's fmix64, as in kernels.cu."""
+    key ^= key >> 33
+    key = (key * 0xFF51AFD7ED558CCD) & _MASK64
+    key ^= key >> 33
+    key = (key * 0xC4CEB9FE1A85EC53) & _MASK64
+    key ^= key >> 33
+    return key
+
+
+def _probe(slot_keys, key: int):
+    """Slots visited for ``key``, in linear-probing order."""
+    n_slots = slot_keys.size
+    h = mix64(key) & (n_slots - 1)
+    for _ in range(n_slots):
+        yield h
+        h = (h + 1) & (n_slots - 1)
+
+
+def hash_insert_or_find(slot_keys, slot_rows, row_keys, counter, keys, max_rows):
+    """Rows of ``keys``; absent keys are inserted and take the next row of ``counter`` (-2 past max_rows)."""
+    rows = np.empty(keys.size, np.int64)
+    for i, key in enumerate(int(k) for k in keys.astype(np.uint64)):
+        rows[i] = -3
+        for h in _probe(slot_keys, key):
+            if slot_keys[h] == EMPTY_KEY:
+                slot_keys[h] = key
+                r = int(counter[0])
+                counter[0] += 1
+                slot_rows[h] = r if r < max_rows else -2
+                if r < max_rows:
+                    row_keys[r] = key
+                rows[i] = slot_rows[h]
+                break
+            if int(slot_keys[h]) == key:
+                rows[i] = slot_rows[h]
+                break
+    return rows, slot_keys, slot_rows, row_keys, counter
+
+
+def hash_find(slot_keys, slot_rows, keys):
+    """Rows of ``keys``, -1 where absent."""
+    rows = np.full(keys.size, -1, np.int64)
+    for i, key in enumerate(int(k) for k in keys.astype(np.uint64)):
+        for h in _probe(slot_keys, key):
+            if slot_keys[h] == EMPTY_KEY:
+                break
+            if int(slot_keys[h]) == key:
+                rows[i] = max(int(slot_rows[h]), -1)
+                break
+    return rows
+
+
+def gather_combine(table, rows, row_offsets, mean, out_sv):
+    """``out_sv[s] = sum (or mean) of table[rows[k]]`` over the keys k of segment s; rows < 0 add 0."""
+    offsets = np.asarray(row_offsets, np.int64)
+    counts = np.diff(offsets)
+    seg = np.repeat(np.arange(counts.size), counts)
+    present = rows[: seg.size] >= 0
+    vectors = np.where(present[:, None], table[np.where(present, rows[: seg.size], 0)], 0).astype(out_sv.dtype)
+    out_sv[...] = 0
+    np.add.at(out_sv, seg, vectors)
+    if mean:
+        out_sv /= np.maximum(counts, 1).astype(out_sv.dtype)[:, None]
+    return out_sv
+
+
+def segmented_reduce(top_grad_sv, seg_j, scale_j, starts_u):
+    """``grad_uv[u] = sum_j top_grad_sv[seg_j[j]] * scale_j[j]`` over the run ``starts_u[u]:starts_u[u+1]``."""
+    n_unique = starts_u.size - 1
+    if n_unique == 0:
+        return np.zeros((0, top_grad_sv.shape[1]), top_grad_sv.dtype)
+    scaled = top_grad_sv[seg_j] * scale_j[:, None].astype(top_grad_sv.dtype)
+    return np.add.reduceat(scaled, starts_u[:-1], axis=0)

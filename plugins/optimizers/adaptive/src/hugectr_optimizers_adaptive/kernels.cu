@@ -1,0 +1,64 @@
+// Fused optimizer updates of hugectr-optimizers-adaptive (formats.md 3.5). Device code only.
+//
+// Launch contract: 1-D grid-stride loops, any grid/block size is correct; launchers in kernels.py use
+// block 256. T is the weight/state/gradient type (float or double); every scalar argument is a T.
+// No atomics: every thread owns distinct elements (rows[] must be unique in the *_rows kernels).
+//
+// Axis letters: n = elements of a flat buffer; r = unique rows being updated; v = embedding vector
+// element. Row kernels read grad_rv[i*v + c] and write table_xv[rows[i]*v + c] (x = all table rows).
+// inv_scaler = 1/scaler: gradients arrive multiplied by the static loss scale.
+// Adam's lr_t = lr*sqrt(1-beta2^t)/(1-beta1^t) is computed on the host (bias correction on the step
+// size, eps outside it, as HugeCTR's adam_update_kernel).
+
+template <typename T>
+__device__ __forceinline__ void adam_step(T& w, T& m, T& v, T g, T lr_t, T beta1, T beta2, T eps) {
+  const T m_new = beta1 * m + (T(1) - beta1) * g;
+  const T v_new = beta2 * v + (T(1) - beta2) * g * g;
+  m = m_new;
+  v = v_new;
+  w -= lr_t * m_new / (sqrt(v_new) + eps);
+}
+
+template <typename T>
+__device__ __forceinline__ void adagrad_step(T& w, T& a, T g, T lr, T eps) {
+  const T a_new = a + g * g;
+  a = a_new;
+  w -= lr * g / (sqrt(a_new) + eps);
+}
+
+template <typename T>
+__global__ void adam_update(T* w_n, const T* g_n, T* m_n, T* v_n, long long n, T lr_t, T beta1, T beta2,
+                            T eps, T inv_scaler) {
+  for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n;
+       i += (long long)blockDim.x * gridDim.x) {
+    adam_step(w_n[i], m_n[i], v_n[i], g_n[i] * inv_scaler, lr_t, beta1, beta2, eps);
+  }
+}
+
+template <typename T>
+__global__ void adam_update_rows(T* table_xv, T* m_xv, T* v_xv, const long long* rows_r, const T* grad_rv,
+                                 long long r, long long v, T lr_t, T beta1, T beta2, T eps, T inv_scaler) {
+  for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < r * v;
+       i += (long long)blockDim.x * gridDim.x) {
+    const long long at = rows_r[i / v] * v + i % v;
+    adam_step(table_xv[at], m_xv[at], v_xv[at], grad_rv[i] * inv_scaler, lr_t, beta1, beta2, eps);
+  }
+}
+
+template <typename T>
+__global__ void adagrad_update(T* w_n, const T* g_n, T* a_n, long long n, T lr, T eps, T inv_scaler) {
+  for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n;
+       i += (long long)blockDim.x * gridDim.x) {
+    adagrad_step(w_n[i], a_n[i], g_n[i] * inv_scaler, lr, eps);
+  }
+}
+
+template <typename T>
+__global__ void adagrad_update_rows(T* table_xv, T* a_xv, const long long* rows_r, const T* grad_rv,
+                                    long long r, long long v, T lr, T eps, T inv_scaler) {
+  for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < r * v;
+       i += (long long)blockDim.x * gridDim.x) {
+    const long long at = rows_r[i / v] * v + i % v;
+    adagrad_step(table_xv[at], a_xv[at], grad_rv[i] * inv_scaler, lr, eps);
+  }
+}

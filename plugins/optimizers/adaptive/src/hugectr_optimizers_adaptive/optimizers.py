@@ -1,0 +1,84 @@
+"""Adam and AdaGrad (formats.md 3.5), on NumPy and, through fused kernels, on CuPy.
+
+With ``g = grad / scaler``, ``t`` the 1-based step and ``eps = params.epsilon``:
+
+* Adam: ``m = b1*m + (1-b1)*g; v = b2*v + (1-b2)*g^2; w -= lr*sqrt(1-b2^t)/(1-b1^t) * m/(sqrt(v)+eps)``
+* AdaGrad: ``a += g^2; w -= lr*g/(sqrt(a)+eps)``, ``a`` starting at ``params.initial_accu_value``
+"""
+from __future__ import annotations
+
+from hugectr_core.backend import is_numpy
+from hugectr_core.contracts import Optimizer
+from hugectr_core.errors import ConfigError
+
+from . import reference
+
+
+def _impl(xp):
+    """The NumPy twins on NumPy, the CUDA launchers on CuPy (imported only then)."""
+    if is_numpy(xp):
+        return reference
+    from . import kernels  # noqa: PLC0415 - keeps CuPy out of import time
+
+    return kernels
+
+
+class Adam(Optimizer):
+    """Adam with HugeCTR's bias correction on the step size (eps outside); states ``m``, ``v``.
+
+    Example:
+        >>> import numpy as np
+        >>> from hugectr_core.params import CreateOptimizer
+        >>> opt = Adam(CreateOptimizer(optimizer_type="Adam", update_type="Local"))
+        >>> w, m, v = np.ones(2, np.float32), np.zeros(2, np.float32), np.zeros(2, np.float32)
+        >>> opt.update(np, w, np.ones(2, np.float32), [m, v], lr=0.1, step=1, scaler=1.0)
+        >>> [round(float(x), 4) for x in w]
+        [0.9, 0.9]
+    """
+
+    state_names = ("m", "v")
+    global_moves_untouched_rows = True  # m/v decay and keep moving w even with a zero gradient
+
+    def step_size(self, lr: float, step: int) -> float:
+        if step < 1:
+            raise ConfigError(f"Adam: step must be the 1-based iteration (>= 1), got {step}")
+        return reference.adam_step_size(lr, step, self.params.beta1, self.params.beta2)
+
+    def update(self, xp, weight, grad, states, lr, step, scaler):
+        p = self.params
+        _impl(xp).adam_update(weight, grad, states[0], states[1], self.step_size(lr, step),
+                              p.beta1, p.beta2, p.epsilon, 1.0 / scaler)
+
+    def update_rows(self, xp, table, states, rows, grad_rows, lr, step, scaler):
+        p = self.params
+        _impl(xp).adam_update_rows(table, states[0], states[1], rows, grad_rows, self.step_size(lr, step),
+                                   p.beta1, p.beta2, p.epsilon, 1.0 / scaler)
+
+
+class AdaGrad(Optimizer):
+    """AdaGrad: ``a += g^2; w -= lr*g/(sqrt(a)+eps)``; state ``accum`` starts at ``initial_accu_value``.
+
+    HugeCTR's dense AdaGrad fills the accumulator with a byte ``memset`` of the float, so only 0 works
+    there; here any ``initial_accu_value`` is honoured (dense and sparse alike).
+
+    Example:
+        >>> import numpy as np
+        >>> from hugectr_core.params import CreateOptimizer
+        >>> opt = AdaGrad(CreateOptimizer(optimizer_type="AdaGrad", epsilon=0.0))
+        >>> w, a = np.ones(2, np.float32), np.zeros(2, np.float32)
+        >>> opt.update(np, w, np.full(2, 3.0, np.float32), [a], lr=0.1, step=1, scaler=1.0)
+        >>> [round(float(x), 4) for x in w]
+        [0.9, 0.9]
+    """
+
+    state_names = ("accum",)
+    global_moves_untouched_rows = False  # a zero gradient leaves a row unchanged: Global == Local
+
+    def initial_state(self, name: str) -> float:
+        return float(self.params.initial_accu_value)
+
+    def update(self, xp, weight, grad, states, lr, step, scaler):
+        _impl(xp).adagrad_update(weight, grad, states[0], lr, self.params.epsilon, 1.0 / scaler)
+
+    def update_rows(self, xp, table, states, rows, grad_rows, lr, step, scaler):
+        _impl(xp).adagrad_update_rows(table, states[0], rows, grad_rows, lr, self.params.epsilon, 1.0 / scaler)

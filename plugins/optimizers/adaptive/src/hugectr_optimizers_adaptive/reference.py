@@ -1,0 +1,57 @@
+"""NumPy twins of ``kernels.cu``: same names, same arguments, same in-place effect.
+
+Every function updates its arrays in place and also returns them (so twin tests can compare).
+``*_rows`` variants update only ``table[rows]`` (unique row indices) from ``grad_rows``; they are
+the contract's default sparse semantics: gather the rows, apply the dense update, scatter back.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+def adam_step_size(lr: float, step: int, beta1: float, beta2: float) -> float:
+    """Adam's bias-corrected step size ``lr*sqrt(1-beta2^t)/(1-beta1^t)`` (host side, float64)."""
+    return lr * math.sqrt(1.0 - beta2 ** step) / (1.0 - beta1 ** step)
+
+
+def _scalars(dtype, *values):
+    return [np.dtype(dtype).type(v) for v in values]
+
+
+def adam_update(w, g, m, v, lr_t, beta1, beta2, eps, inv_scaler):
+    lr_t, beta1, beta2, eps, inv_scaler = _scalars(w.dtype, lr_t, beta1, beta2, eps, inv_scaler)
+    gs = g * inv_scaler
+    m *= beta1
+    m += (1 - beta1) * gs
+    v *= beta2
+    v += (1 - beta2) * gs * gs
+    w -= lr_t * m / (np.sqrt(v) + eps)
+    return w, m, v
+
+
+def adagrad_update(w, g, a, lr, eps, inv_scaler):
+    lr, eps, inv_scaler = _scalars(w.dtype, lr, eps, inv_scaler)
+    gs = g * inv_scaler
+    a += gs * gs
+    w -= lr * gs / (np.sqrt(a) + eps)
+    return w, a
+
+
+def _rows_update(dense_fn, table, states, rows, grad_rows, *scalars):
+    sub_w = table[rows]
+    sub_s = [s[rows] for s in states]
+    dense_fn(sub_w, grad_rows, *sub_s, *scalars)
+    table[rows] = sub_w
+    for full, part in zip(states, sub_s):
+        full[rows] = part
+    return (table, *states)
+
+
+def adam_update_rows(table, m, v, rows, grad_rows, lr_t, beta1, beta2, eps, inv_scaler):
+    return _rows_update(adam_update, table, [m, v], rows, grad_rows, lr_t, beta1, beta2, eps, inv_scaler)
+
+
+def adagrad_update_rows(table, a, rows, grad_rows, lr, eps, inv_scaler):
+    return _rows_update(adagrad_update, table, [a], rows, grad_rows, lr, eps, inv_scaler)
