@@ -34,16 +34,17 @@ def _fresh_venv(tmp_path):
     import venv
 
     env_dir = tmp_path / "venv"
-    venv.EnvBuilder(with_pip=True).create(env_dir)
+    venv.EnvBuilder(with_pip=False).create(env_dir)
     python = env_dir / "bin" / "python"
     site = Path(subprocess.run([str(python), "-c", "import sysconfig;print(sysconfig.get_paths()['purelib'])"],
                                capture_output=True, text=True, check=True).stdout.strip())
     shared = tmp_path / "shared"
     shared.mkdir()
     ours = Path(sysconfig.get_paths()["purelib"])
-    for name in ("numpy", "numpy.libs", "pluggy", "setuptools", "_distutils_hack", "pkg_resources", "wheel"):
-        if (ours / name).exists():
-            os.symlink(ours / name, shared / name)
+    for name in ("numpy", "numpy.libs", "pluggy", "setuptools", "_distutils_hack", "pkg_resources", "wheel", "pip"):
+        for path in [ours / name, *ours.glob(f"{name}-*.dist-info")]:
+            if path.exists():
+                os.symlink(path, shared / path.name)
     (site / "_shared_deps.pth").write_text(str(shared) + "\n")
     return python, env_dir / "bin" / "hugectr"
 

@@ -1,0 +1,241 @@
+"""The Parquet data set: file lists, ``_metadata.json`` and decoding one file into columns (formats.md 2.4).
+
+Axis letters: N rows, L label columns, D dense columns, C categorical columns.
+
+Example:
+    >>> slot_offsets([10, 0, 0, 5, 7]).tolist(), slot_bounds([10, 0, 0, 5, 7]).tolist()
+    ([0, 10, 10, 10, 15], [10, 5, 5, 5, 7])
+"""
+from __future__ import annotations
+
+import json
+import posixpath
+from dataclasses import dataclass
+
+import numpy as np
+from hugectr_core.errors import DataError
+
+METADATA_NAME = "_metadata.json"
+UINT32_LIMIT = 2 ** 32
+
+
+def read_file_list(fs, list_path: str) -> list:
+    """Data-file paths of a file list: line 1 = N, then N paths (relative ones against the cwd, else the list's folder)."""
+    if not fs.exists(list_path):
+        raise DataError(f"Parquet: file list '{list_path}' does not exist; check source/eval_source")
+    with fs.open(list_path, "rb") as f:
+        lines = [line.strip() for line in f.read().decode("utf-8").splitlines() if line.strip()]
+    if not lines or not lines[0].lstrip("-").isdigit():
+        raise DataError(f"Parquet: file list '{list_path}' must start with the number of files on line 1, "
+                        f"got {lines[0]!r}" if lines else f"Parquet: file list '{list_path}' is empty")
+    count, paths = int(lines[0]), lines[1:]
+    if count != len(paths) or count < 1:
+        raise DataError(f"Parquet: file list '{list_path}' says {count} files on line 1 but lists {len(paths)}; "
+                        f"fix the count line")
+    base = posixpath.dirname(list_path)
+    return [p if posixpath.isabs(p) or fs.exists(p) or not base else posixpath.join(base, p) for p in paths]
+
+
+def slot_offsets(slot_size_array) -> np.ndarray:
+    """key' = key + exclusive prefix sum of slot_size_array (int64, one per categorical column)."""
+    sizes = np.asarray(slot_size_array, dtype=np.int64)
+    return np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+
+
+def slot_bounds(slot_size_array) -> np.ndarray:
+    """Upper key bound per column: its own size, or for a run of zeros the size that closes the group (0 = none)."""
+    sizes = np.asarray(slot_size_array, dtype=np.int64)
+    bounds = sizes.copy()
+    closing = 0
+    for i in range(len(sizes) - 1, -1, -1):  # zeros share the key space of the next non-zero entry
+        closing = sizes[i] if sizes[i] else closing
+        bounds[i] = closing
+    return bounds
+
+
+@dataclass
+class Metadata:
+    """The parts of ``_metadata.json`` the reader uses."""
+
+    path: str
+    num_rows: dict   # data-file basename -> rows
+    labels: list     # column names, in metadata order
+    conts: list
+    cats: list
+
+    @classmethod
+    def load(cls, fs, first_file: str) -> "Metadata":
+        path = posixpath.join(posixpath.dirname(first_file), METADATA_NAME)
+        if not fs.exists(path):
+            raise DataError(f"Parquet: '{path}' not found: {METADATA_NAME} must sit in the folder of the first data "
+                            f"file '{first_file}'; generate it with NVTabular or hugectr.tools.DataGenerator")
+        try:
+            with fs.open(path, "rb") as f:
+                raw = json.loads(f.read().decode("utf-8"))
+            stats = {_safe_name(path, s["file_name"]): int(s["num_rows"]) for s in raw["file_stats"]}
+            columns = {k: [c["col_name"] for c in raw.get(k, [])] for k in ("labels", "conts", "cats")}
+        except (KeyError, TypeError, ValueError) as exc:
+            if isinstance(exc, DataError):
+                raise
+            raise DataError(f"Parquet: '{path}' is not a valid {METADATA_NAME} ({type(exc).__name__}: {exc}); it needs "
+                            f"file_stats [{{file_name, num_rows}}] and labels/conts/cats [{{col_name, index}}]") from exc
+        return cls(path, stats, columns["labels"], columns["conts"], columns["cats"])
+
+    def rows_of(self, data_file: str) -> int:
+        name = posixpath.basename(data_file)
+        if name not in self.num_rows:
+            raise DataError(f"Parquet: data file '{data_file}' has no file_stats entry in '{self.path}'; "
+                            f"add {{\"file_name\": \"{name}\", \"num_rows\": ...}}")
+        return self.num_rows[name]
+
+
+def _safe_name(meta_path: str, file_name) -> str:
+    """A file_stats name reduced to its basename; one that climbs out of the json's folder is refused."""
+    if not isinstance(file_name, str) or not file_name:
+        raise DataError(f"Parquet: '{meta_path}': file_name must be a non-empty string, got {file_name!r}")
+    parts = file_name.replace("\\", "/").split("/")
+    if ".." in parts:
+        raise DataError(f"Parquet: '{meta_path}': file_name '{file_name}' leaves the metadata folder; data files "
+                        f"are resolved by basename against the folder of {METADATA_NAME}")
+    return parts[-1]
+
+
+@dataclass
+class Columns:
+    """One decoded file (or a slice of files): float32 labels/dense and CSR categorical columns."""
+
+    label: np.ndarray   # (N, L) float32
+    dense: np.ndarray   # (N, D) float32
+    cat_offsets: list   # C arrays of N+1 int64 row offsets
+    cat_values: list    # C arrays of keys (int64, slot offsets applied)
+
+    @property
+    def num_rows(self) -> int:
+        return self.label.shape[0]
+
+    def rows(self, start: int, stop: int) -> "Columns":
+        offsets = [o[start:stop + 1] - o[start] for o in self.cat_offsets]
+        values = [v[o[start]:o[stop]] for v, o in zip(self.cat_values, self.cat_offsets)]
+        return Columns(self.label[start:stop], self.dense[start:stop], offsets, values)
+
+    @staticmethod
+    def concat(parts: list) -> "Columns":
+        if len(parts) == 1:
+            return parts[0]
+        num_cats = len(parts[0].cat_values)
+        offsets, values = [], []
+        for c in range(num_cats):
+            lengths = np.concatenate([np.diff(p.cat_offsets[c]) for p in parts])
+            offsets.append(np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64))
+            values.append(np.concatenate([p.cat_values[c] for p in parts]))
+        return Columns(np.concatenate([p.label for p in parts]), np.concatenate([p.dense for p in parts]),
+                       offsets, values)
+
+
+class FileDecoder:
+    """Reads one Parquet file's listed columns and checks them against the metadata and the reader's config.
+
+    Args:
+        fs: filesystem.
+        metadata: the ``Metadata``.
+        key_dtype: "int64" (columns must be int64) or "uint32" (uint32 or int32 columns).
+        slot_size_array: per categorical column; [] for no offsets.
+    """
+
+    def __init__(self, fs, metadata: Metadata, key_dtype: str, slot_size_array):
+        self.fs, self.metadata, self.key_dtype = fs, metadata, key_dtype
+        self.offsets = slot_offsets(slot_size_array) if len(slot_size_array) else None
+        self.bounds = slot_bounds(slot_size_array) if len(slot_size_array) else None
+
+    def decode(self, path: str) -> Columns:
+        import pyarrow.parquet as pq  # noqa: PLC0415 - imported where used, plugin import stays light
+
+        expected = self.metadata.rows_of(path)
+        md = self.metadata
+        with self._open(path) as source:
+            pf = pq.ParquetFile(source)
+            if pf.metadata.num_rows != expected:
+                raise DataError(f"Parquet: '{path}' has {pf.metadata.num_rows} rows but '{md.path}' says "
+                                f"num_rows={expected}; regenerate {METADATA_NAME}")
+            present = set(pf.schema_arrow.names)
+            wanted = md.labels + md.conts + md.cats
+            missing = [c for c in wanted if c not in present]
+            if missing:
+                raise DataError(f"Parquet: '{path}' has no column(s) {missing} listed in '{md.path}'; "
+                                f"columns present: {sorted(present)}")
+            table = pf.read(columns=list(dict.fromkeys(wanted)))
+        n = table.num_rows
+        label = self._floats(path, table, md.labels, n)
+        dense = self._floats(path, table, md.conts, n)
+        offsets, values = [], []
+        for i, name in enumerate(md.cats):
+            o, v = self._category(path, name, table.column(name), i)
+            offsets.append(o)
+            values.append(v)
+        return Columns(label, dense, offsets, values)
+
+    def _open(self, path: str):
+        if not self.fs.exists(path):
+            raise DataError(f"Parquet: data file '{path}' (from the file list) does not exist")
+        return self.fs.open(path, "rb")
+
+    def _floats(self, path: str, table, names: list, n: int) -> np.ndarray:
+        import pyarrow.types as pt  # noqa: PLC0415
+
+        out = np.empty((n, len(names)), dtype=np.float32)
+        for j, name in enumerate(names):
+            col = table.column(name)
+            if not pt.is_floating(col.type):
+                raise DataError(f"Parquet: '{path}' column '{name}' is {col.type}; label and dense columns "
+                                f"must be float32")
+            _no_nulls(path, name, col)
+            out[:, j] = col.to_numpy().astype(np.float32, copy=False)
+        return out
+
+    def _category(self, path: str, name: str, col, index: int):
+        import pyarrow.compute as pc  # noqa: PLC0415
+        import pyarrow.types as pt  # noqa: PLC0415
+
+        _no_nulls(path, name, col)
+        arr = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
+        if pt.is_list(arr.type) or pt.is_large_list(arr.type):
+            value_type = arr.type.value_type
+            lengths = pc.list_value_length(arr).to_numpy(zero_copy_only=False).astype(np.int64)
+            flat = arr.flatten()
+            _no_nulls(path, name, flat)
+        else:
+            value_type, lengths, flat = arr.type, np.ones(len(arr), dtype=np.int64), arr
+        self._check_key_type(path, name, value_type)
+        keys = flat.to_numpy(zero_copy_only=False).astype(np.int64)
+        offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        return offsets, self._offset_keys(path, name, index, keys)
+
+    def _check_key_type(self, path: str, name: str, value_type) -> None:
+        import pyarrow as pa  # noqa: PLC0415
+
+        allowed = (pa.int64(),) if self.key_dtype == "int64" else (pa.uint32(), pa.int32())
+        if value_type not in allowed:
+            raise DataError(f"Parquet: Dense KeyType and Parquet column type don't match: '{path}' column '{name}' "
+                            f"holds {value_type}, but i64_input_key={self.key_dtype == 'int64'} needs "
+                            f"{' or '.join(str(t) for t in allowed)} (scalar or list) categorical columns")
+
+    def _offset_keys(self, path: str, name: str, index: int, keys: np.ndarray) -> np.ndarray:
+        if keys.size and keys.min() < 0:
+            raise DataError(f"Parquet: '{path}' column '{name}' holds negative key {int(keys.min())}")
+        if self.offsets is not None:
+            bound = int(self.bounds[index])
+            if bound and keys.size and keys.max() >= bound:
+                raise DataError(f"Parquet: '{path}' column '{name}' holds key {int(keys.max())} >= slot_size_array "
+                                f"bound {bound} of categorical column {index}; raise slot_size_array[{index}] or "
+                                f"re-encode the column")
+            keys = keys + self.offsets[index]
+        if self.key_dtype == "uint32" and keys.size and keys.max() >= UINT32_LIMIT:
+            raise DataError(f"Parquet: '{path}' column '{name}': key {int(keys.max())} (after slot offsets) does not "
+                            f"fit uint32; use Solver(i64_input_key=True)")
+        return keys
+
+
+def _no_nulls(path: str, name: str, col) -> None:
+    if col.null_count:
+        raise DataError(f"Parquet: '{path}' column '{name}' has {col.null_count} null value(s); "
+                        f"missing values are not allowed, fill them before training")
