@@ -1,0 +1,47 @@
+"""DCN, DLRM and Wide&Deep written as HugeCTR scripts train on learnable data to the AUC of their
+plain-PyTorch twins (tests/reference/torch_models.py; recorded in recorded_auc.json)."""
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import examples.dcn_config as DCN_C
+import examples.dcn_learnable as dcn_script
+from hugectr_core.backend import has_cupy_gpu
+from tests import e2e_models as E
+
+RECORD = json.loads((Path(__file__).parent / "reference" / "recorded_auc.json").read_text())
+CASES = {
+    "dcn": (dcn_script.generate, lambda d, dev: dcn_script.build_model(d, dev), DCN_C.ITERS),
+    "dlrm": (E.generate_dlrm, E.build_dlrm, E.DLRM["iters"]),
+    "wdl": (E.generate_wdl, E.build_wdl, E.WDL["iters"]),
+}
+
+
+def train(name, data_dir, device):
+    generate, build, iters = CASES[name]
+    info = generate(str(data_dir))
+    model = build(str(data_dir), device)
+    model.compile()
+    metrics = model.fit(max_iter=iters, display=iters // 4, eval_interval=iters, snapshot=0)
+    return metrics, info, model
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_matches_pytorch_auc_on_cpu(name, tmp_path):
+    metrics, info, model = train(name, tmp_path, "cpu")
+    ours, torch_auc = metrics["AUC"], RECORD[name]["auc_mean"]
+    assert info["ceiling_auc"] == pytest.approx(RECORD[name]["ceiling_auc"], abs=1e-9)  # same data as recorded
+    assert abs(ours - torch_auc) <= 0.01, f"{name}: our AUC {ours:.4f}, PyTorch {torch_auc:.4f}"
+    assert np.isfinite(model.get_current_loss())
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_gpu_reaches_the_cpu_auc(name, tmp_path):
+    assert has_cupy_gpu()
+    cpu, _, _ = train(name, tmp_path / "cpu", "cpu")
+    gpu, _, model = train(name, tmp_path / "gpu", "gpu")
+    assert abs(gpu["AUC"] - cpu["AUC"]) <= 0.005, f"{name}: GPU {gpu['AUC']:.4f} vs CPU {cpu['AUC']:.4f}"
+    assert model.runtime.xp.__name__ == "cupy"
