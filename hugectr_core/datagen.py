@@ -47,7 +47,8 @@ import numpy as np
 
 from .enums import Check_t, Distribution_t, PowerLaw_t, type_string
 from .errors import ConfigError
-from .learnable import HiddenModel, roc_auc
+from .learnable import HiddenModel
+from .metrics import auc as roc_auc
 
 FORMATS = ("Raw", "RawAsync", "Parquet", "Norm")
 POWER_LAW_ALPHA = {"Long": 0.9, "Medium": 1.1, "Short": 1.3}

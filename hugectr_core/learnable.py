@@ -4,11 +4,6 @@ logit = bias + scale * standardised(first-order key weights + pairwise slot inte
 label ~ Bernoulli(sigmoid(logit)). Key weights and interaction vectors are hashes of (seed, label,
 slot, key): no tables, so any cardinality costs nothing. The scale is calibrated once on a
 calibration sample so the model's own AUC (the ceiling a learner can reach) is about 0.8.
-
-Example:
-    >>> import numpy as np
-    >>> roc_auc(np.array([0.1, 0.4, 0.35, 0.8]), np.array([0, 0, 1, 1]))
-    0.75
 """
 from __future__ import annotations
 
@@ -41,27 +36,6 @@ def hash_uniform(salt: np.uint64, keys: np.ndarray) -> np.ndarray:
     h = _mix64(keys.astype(np.uint64, copy=False) ^ salt)
     unit = (h >> np.uint64(11)).astype(np.float64) * (1.0 / (1 << 53))
     return (2.0 * unit - 1.0) * np.sqrt(3.0)
-
-
-def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float:
-    """Exact ROC AUC with ties counted as half (average ranks, Mann-Whitney U).
-
-    Returns NaN when only one class is present.
-    """
-    scores = np.asarray(scores, dtype=np.float64).ravel()
-    positive = np.asarray(labels).ravel() > 0.5
-    n, n_pos = scores.size, int(positive.sum())
-    n_neg = n - n_pos
-    if n_pos == 0 or n_neg == 0:
-        return float("nan")
-    order = np.argsort(scores, kind="mergesort")
-    sorted_scores = scores[order]
-    bounds = np.flatnonzero(np.diff(sorted_scores)) + 1
-    starts = np.concatenate([[0], bounds])
-    ends = np.concatenate([bounds, [n]])
-    ranks = np.empty(n, dtype=np.float64)
-    ranks[order] = np.repeat((starts + ends + 1) / 2.0, ends - starts)  # 1-based average rank of a tie run
-    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
 
 
 def _row_mean(values: np.ndarray, lengths: np.ndarray) -> np.ndarray:

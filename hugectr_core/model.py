@@ -19,10 +19,16 @@ class Model:
     """A HugeCTR model: one Input, sparse embeddings, dense layers ending in a loss.
 
     Example:
-        >>> model = Model(solver, reader, optimizer)                          # doctest: +SKIP
-        >>> model.add(Input(label_dim=1, label_name="label", dense_dim=13, dense_name="dense",
-        ...                 data_reader_sparse_param_array=[DataReaderSparseParam("data1", 1, True, 26)]))
-        >>> model.compile(); model.fit(max_iter=1000, display=100, eval_interval=500)  # doctest: +SKIP
+        >>> import hugectr
+        >>> model = hugectr.Model(hugectr.CreateSolver(batchsize=64, batchsize_eval=64, device="cpu"),
+        ...                       hugectr.DataReaderParams("RawAsync", ["train.bin"], "val.bin"),
+        ...                       hugectr.CreateOptimizer(optimizer_type="Adam"))
+        >>> model.add(hugectr.Input(label_dim=1, label_name="label", dense_dim=13, dense_name="dense"))
+        >>> model.add(hugectr.DenseLayer("InnerProduct", ["dense"], ["fc1"], num_output=1))
+        >>> model.add(hugectr.DenseLayer("BinaryCrossEntropyLoss", ["fc1", "label"], ["loss"]))
+        >>> model.compile()
+        >>> model.runtime.shapes["train"]["fc1"]
+        (64, 1)
     """
 
     def __init__(self, solver, reader_params, opt_params):

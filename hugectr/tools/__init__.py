@@ -6,6 +6,7 @@ Example:
     (1, 1)
 """
 from hugectr_core.datagen import DataGenerator, DataGeneratorParams, sample_keys
-from hugectr_core.learnable import HiddenModel, roc_auc
+from hugectr_core.learnable import HiddenModel
+from hugectr_core.metrics import auc as roc_auc
 
 __all__ = ["DataGenerator", "DataGeneratorParams", "HiddenModel", "roc_auc", "sample_keys"]

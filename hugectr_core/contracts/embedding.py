@@ -10,7 +10,7 @@ zeros for unseen keys. ``backward`` aggregates the output gradient per unique ke
 the optimizer (``update_type`` Local / Global / LazyGlobal as formats.md 3.5).
 
 Example:
-    >>> emb = registry("embeddings").load("DistributedSlotSparseEmbeddingHash")(config, optimizer)
+    >>> emb = registry("embeddings").load("DistributedSlotSparseEmbeddingHash")(config, optimizer)  # doctest: +SKIP
     >>> emb.allocate(numpy, numpy.random.default_rng(0))                   # doctest: +SKIP
     >>> emb.forward(ctx, row_offsets, keys, out_bse)                       # doctest: +SKIP
 """

@@ -7,9 +7,15 @@ the 1-based iteration (Adam's t). Gradients arrive multiplied by the loss ``scal
 divide by it.
 
 Example:
-    >>> opt = registry("optimizers").load("Adam")(opt_params)          # doctest: +SKIP
-    >>> states = [xp.full_like(w, opt.initial_state(n)) for n in opt.state_names]
-    >>> opt.update(xp, w, g, states, lr=1e-3, step=1, scaler=1.0)
+    >>> import numpy as np
+    >>> from hugectr_core.params import CreateOptimizer
+    >>> from hugectr_core.plugins import registry
+    >>> opt = registry("optimizers").load("Adam")(CreateOptimizer(optimizer_type="Adam"))
+    >>> w, g = np.ones(3, np.float32), np.full(3, 0.5, np.float32)
+    >>> states = [np.full_like(w, opt.initial_state(n)) for n in opt.state_names]
+    >>> opt.update(np, w, g, states, lr=1e-3, step=1, scaler=1.0)
+    >>> [round(float(x), 4) for x in w]
+    [0.999, 0.999, 0.999]
 """
 from __future__ import annotations
 

@@ -229,12 +229,14 @@ def test_worker_exception_reaches_next_batch(tmp_path):
 def test_close_stops_worker_threads(tmp_path):
     path = str(tmp_path / "d.bin")
     write_records(path, 40)
+    already = set(threading.enumerate())  # other tests' readers may still run
     reader = RawAsync(make_params(threads=3, depth=1), make_input(), batch_size=2, source=path, repeat=True)
     reader.next_batch()
-    assert any(t.name.startswith("RawAsync") for t in threading.enumerate())
+    ours = lambda: [t for t in threading.enumerate() if t not in already and t.name.startswith("RawAsync")]  # noqa: E731
+    assert ours()
     reader.close()
     reader.close()
-    assert not any(t.name.startswith("RawAsync") for t in threading.enumerate())
+    assert not ours()
 
 
 def test_generated_raw_async_reads_back_with_slot_offsets(tmp_path):

@@ -14,7 +14,7 @@ from hugectr_core.errors import ConfigError, DataError
 from hugectr_core.localfs import LocalFileSystem
 
 from .dataset import Columns, FileDecoder, Metadata, read_file_list
-from .prefetch import END, OrderedPrefetcher
+from hugectr_core.prefetch import END, OrderedPrefetcher
 
 
 @dataclass

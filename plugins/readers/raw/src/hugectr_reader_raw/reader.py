@@ -13,7 +13,7 @@ from hugectr_core.errors import ConfigError, DataError
 from hugectr_core.localfs import LocalFileSystem
 
 from .layout import KEY_DTYPES, RecordLayout
-from .prefetch import END, OrderedPrefetcher
+from hugectr_core.prefetch import END, OrderedPrefetcher
 
 
 class RawAsync(Reader):
