@@ -5,7 +5,7 @@ import logging
 
 from . import backend
 from .enums import Tensor_t, type_string
-from .errors import ConfigError, GraphError, TrainingError
+from .errors import BackendError, ConfigError, GraphError, TrainingError
 from .layers_api import DenseLayer, Input, SparseEmbedding
 from .lr_scheduler import LearningRateScheduler
 from .metrics import MetricAccumulator
@@ -86,6 +86,10 @@ class Model:
     def _reader(self, which: str):
         if which not in self._readers:
             rt, p = self._rt(), self.reader_params
+            fs_kind = type_string(p.data_source_params.source)
+            if fs_kind != "Local":
+                raise BackendError(f"DataSourceParams(source={fs_kind}): remote filesystems are not available in "
+                                   "this version; copy the data locally and use FileSystemType_t.Local")
             is_train = which == "train"
             cls = registry("readers").load(p.type_name)
             self._readers[which] = cls(

@@ -117,6 +117,9 @@ class DataReaderParams:
             raise ConfigError(f"DataReaderParams: eval_source must be a file name, got {self.eval_source!r}")
         if self.num_workers < 1:
             raise ConfigError("DataReaderParams: num_workers must be >= 1")
+        if self.keyset not in ("", [], None):
+            raise ConfigError("DataReaderParams: keyset belongs to the embedding training cache, which HugeCTR "
+                              "removed (deprecated); drop the keyset argument")
         if any(int(s) < 0 for s in self.slot_size_array):
             raise ConfigError("DataReaderParams: slot_size_array entries must be >= 0")
         if self.num_samples < 0 or self.eval_num_samples < 0 or self.cache_eval_data < 0:

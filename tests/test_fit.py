@@ -1,0 +1,146 @@
+"""fit() in iteration and epoch mode, metrics, early stop, callbacks, snapshots, the low-level loop."""
+import os
+
+import numpy as np
+import pytest
+
+import hugectr
+from hugectr.tools import DataGenerator, DataGeneratorParams
+from hugectr_core.errors import BackendError, CheckpointError, TrainingError
+from tests.helpers import DL
+
+SLOTS, TRAIN, EVAL, BATCH = [50, 40, 30], 1000, 512, 64
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    d = tmp_path_factory.mktemp("raw")
+    DataGenerator(DataGeneratorParams("RawAsync", 1, 4, len(SLOTS), False, str(d / "train.bin"), str(d / "val.bin"),
+                                      SLOTS, num_samples=TRAIN, eval_num_samples=EVAL, float_label_dense=True,
+                                      seed=5, label_model="learnable")).generate()
+    return d
+
+
+def build(data, metrics=None, callbacks=(), repeat=True, drop=True, **source):
+    solver = hugectr.CreateSolver(batchsize=BATCH, batchsize_eval=128, max_eval_batches=4, lr=0.01, seed=3,
+                                  device="cpu", repeat_dataset=repeat, drop_incomplete_batch=drop,
+                                  metrics_spec=metrics or {hugectr.MetricsType.AUC: 1.0},
+                                  training_callbacks=list(callbacks))
+    reader = hugectr.DataReaderParams(data_reader_type=hugectr.DataReaderType_t.RawAsync,
+                                      source=[str(data / "train.bin")], eval_source=str(data / "val.bin"),
+                                      check_type=hugectr.Check_t.Non, num_samples=TRAIN, eval_num_samples=EVAL,
+                                      async_param=hugectr.AsyncParam(num_threads=2, num_batches_per_thread=2,
+                                                                     shuffle=False, multi_hot_reader=True,
+                                                                     is_dense_float=True), **source)
+    model = hugectr.Model(solver, reader, hugectr.CreateOptimizer(optimizer_type=hugectr.Optimizer_t.Adam))
+    model.add(hugectr.Input(label_dim=1, label_name="label", dense_dim=4, dense_name="dense",
+                            data_reader_sparse_param_array=[hugectr.DataReaderSparseParam("data1", 1, True, 3)]))
+    model.add(hugectr.SparseEmbedding(embedding_type=hugectr.Embedding_t.DistributedSlotSparseEmbeddingHash,
+                                      workspace_size_per_gpu_in_mb=1, embedding_vec_size=4, combiner="sum",
+                                      sparse_embedding_name="emb", bottom_name="data1"))
+    for layer in [DL("Reshape", ["emb"], ["flat"], leading_dim=12), DL("Concat", ["flat", "dense"], ["x"]),
+                  DL("InnerProduct", ["x"], ["fc1"], num_output=8), DL("ReLU", ["fc1"], ["r1"]),
+                  DL("InnerProduct", ["r1"], ["fc2"], num_output=1),
+                  DL("BinaryCrossEntropyLoss", ["fc2", "label"], ["loss"])]:
+        model.add(layer)
+    model.compile()
+    return model
+
+
+def test_iteration_mode_logs_and_reports_all_metrics(data, capsys):
+    metrics = {hugectr.MetricsType.AUC: 1.0, hugectr.MetricsType.AverageLoss: 0.0, hugectr.MetricsType.HitRate: 0.8}
+    model = build(data, metrics)
+    result = model.fit(max_iter=40, display=10, eval_interval=20, snapshot=0)
+    out = capsys.readouterr().out
+    assert out.count("Iter: ") == 4 and out.count("Evaluation, AUC") == 2
+    assert set(result) == {"AUC", "AverageLoss", "HitRate"} and 0.5 < result["AUC"] <= 1.0
+    assert model.runtime.step == 40
+
+
+def test_auc_threshold_stops_training(data):
+    model = build(data, {hugectr.MetricsType.AUC: 0.0})  # any AUC beats 0: stop at the first evaluation
+    model.fit(max_iter=100, display=0, eval_interval=10, snapshot=0)
+    assert model.runtime.step == 10
+
+
+def test_callbacks_are_called_and_can_stop(data):
+    calls = []
+
+    class Recorder(hugectr.TrainingCallback):
+        def on_training_start(self):
+            calls.append("start")
+
+        def on_eval_end(self, iteration, results):
+            calls.append(("eval", iteration, sorted(results)))
+            return iteration >= 20
+
+        def on_training_end(self, iteration):
+            calls.append(("end", iteration))
+
+    model = build(data, callbacks=[Recorder()])
+    model.fit(max_iter=100, display=0, eval_interval=10, snapshot=0)
+    assert calls == ["start", ("eval", 10, ["AUC"]), ("eval", 20, ["AUC"]), ("end", 20)]
+
+
+@pytest.mark.parametrize("drop, per_epoch", [(True, TRAIN // BATCH), (False, -(-TRAIN // BATCH))])
+def test_epoch_mode_runs_whole_epochs(data, drop, per_epoch):
+    model = build(data, repeat=False, drop=drop)
+    model.fit(num_epochs=2, display=0, eval_interval=0, snapshot=0)
+    assert model.runtime.step == 2 * per_epoch
+    assert model.train() is False  # the source stays exhausted until set_source
+    model.set_source(str(data / "train.bin"), str(data / "val.bin"))
+    assert model.train() is True
+
+
+def test_snapshots_have_hugectr_names_and_sizes(data, tmp_path):
+    model = build(data)
+    model.fit(max_iter=10, display=0, eval_interval=0, snapshot=5, snapshot_prefix=str(tmp_path / "dcn"))
+    n = model.runtime.weights_flat.size
+    for it in (5, 10):
+        assert os.path.getsize(tmp_path / f"dcn_dense_{it}.model") == 4 * n
+        assert os.path.getsize(tmp_path / f"dcn_opt_dense_{it}.model") == 2 * 4 * n  # Adam: m then v
+        keys = np.fromfile(tmp_path / f"dcn0_sparse_{it}.model" / "key", dtype="<i8")
+        vec = np.fromfile(tmp_path / f"dcn0_sparse_{it}.model" / "emb_vector", dtype="<f4")
+        assert keys.size > 0 and vec.size == 4 * keys.size
+    assert not [p for p in os.listdir(tmp_path) if ".tmp" in p]
+    fresh = build(data)
+    fresh.load_dense_weights(str(tmp_path / "dcn_dense_10.model"))
+    fresh.load_sparse_weights([str(tmp_path / "dcn0_sparse_10.model")])
+    np.testing.assert_array_equal(fresh.runtime.weights_flat, np.fromfile(tmp_path / "dcn_dense_10.model", "<f4"))
+    with pytest.raises(CheckpointError, match="does not exist"):
+        model.save_params_to_files(str(tmp_path / "missing" / "x"), 1)
+    with pytest.raises(CheckpointError, match="bytes"):
+        fresh.load_dense_weights(str(tmp_path / "dcn_opt_dense_10.model"))
+
+
+def test_low_level_loop_and_check_out_tensor(data):
+    model = build(data)
+    model.start_data_reading()
+    lr_sch = model.get_learning_rate_scheduler()
+    for _ in range(3):
+        model.set_learning_rate(lr_sch.get_next())
+        assert model.train()
+    assert model.get_current_loss() > 0
+    for _ in range(2):
+        assert model.eval()
+    metrics = dict(model.get_eval_metrics())
+    assert "AUC" in metrics
+    assert model.check_out_tensor("emb", hugectr.Tensor_t.Train).shape == (BATCH, 3, 4)
+    assert model.check_out_tensor("fc1", hugectr.Tensor_t.Evaluate).shape == (128, 8)
+
+
+def test_nan_loss_names_the_iteration(data):
+    model = build(data)
+    model.runtime.weights_flat[...] = np.nan
+    model.start_data_reading()
+    model.train()
+    with pytest.raises(TrainingError, match="iteration 1"):
+        model.get_current_loss()
+
+
+def test_remote_filesystem_is_refused_clearly(data):
+    remote = hugectr.DataSourceParams(source=hugectr.FileSystemType_t.Local)
+    remote.source = "S3"
+    model = build(data, data_source_params=remote)
+    with pytest.raises(BackendError, match="remote filesystems"):
+        model.start_data_reading()
