@@ -6,30 +6,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from hugectr_core.errors import BackendError
 from hugectr_core.kernels import KernelModule
+from hugectr_core.optim_support import check_kernel_arrays as _check
+from hugectr_core.optim_support import rows_kernel_args as _rows_args
 
 _DTYPES = ("float", "double")
 _NAMES = ("adam_update", "adam_update_rows", "adagrad_update", "adagrad_update_rows")
 KERNELS = KernelModule("hugectr_optimizers_adaptive", [f"{n}<{t}>" for n in _NAMES for t in _DTYPES])
-
-
-def _check(*arrays):
-    for a in arrays:
-        if not a.flags.c_contiguous:
-            raise BackendError("optimizer kernels need C-contiguous arrays; pass a contiguous buffer or slice")
-        if a.dtype != arrays[0].dtype:
-            raise BackendError(f"optimizer kernels need one dtype for weights, gradients and states; "
-                               f"got {arrays[0].dtype} and {a.dtype}: cast the gradient first")
-
-
-def _rows_args(table, rows, grad_rows):
-    import cupy  # noqa: PLC0415 - only on the GPU path
-
-    rows = cupy.ascontiguousarray(rows, dtype=cupy.int64)
-    grad_rows = cupy.ascontiguousarray(grad_rows, dtype=table.dtype)
-    vec = table.size // table.shape[0] if table.ndim > 1 else 1
-    return rows, grad_rows, np.int64(rows.size), np.int64(vec)
 
 
 def adam_update(w, g, m, v, lr_t, beta1, beta2, eps, inv_scaler):

@@ -10,6 +10,8 @@ import math
 
 import numpy as np
 
+from hugectr_core.optim_support import rows_update as _rows_update
+
 
 def adam_step_size(lr: float, step: int, beta1: float, beta2: float) -> float:
     """Adam's bias-corrected step size ``lr*sqrt(1-beta2^t)/(1-beta1^t)`` (host side, float64)."""
@@ -37,16 +39,6 @@ def adagrad_update(w, g, a, lr, eps, inv_scaler):
     a += gs * gs
     w -= lr * gs / (np.sqrt(a) + eps)
     return w, a
-
-
-def _rows_update(dense_fn, table, states, rows, grad_rows, *scalars):
-    sub_w = table[rows]
-    sub_s = [s[rows] for s in states]
-    dense_fn(sub_w, grad_rows, *sub_s, *scalars)
-    table[rows] = sub_w
-    for full, part in zip(states, sub_s):
-        full[rows] = part
-    return (table, *states)
 
 
 def adam_update_rows(table, m, v, rows, grad_rows, lr_t, beta1, beta2, eps, inv_scaler):

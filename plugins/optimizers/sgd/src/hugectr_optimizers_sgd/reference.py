@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from hugectr_core.optim_support import rows_update as _rows_update
+
 
 def _scalars(dtype, *values):
     return [np.dtype(dtype).type(v) for v in values]
@@ -34,16 +36,6 @@ def nesterov_update(w, g, m, lr, mu, inv_scaler):
     m -= lr * (g * inv_scaler)
     w += -mu * m_old + (1 + mu) * m
     return w, m
-
-
-def _rows_update(dense_fn, table, states, rows, grad_rows, *scalars):
-    sub_w = table[rows]
-    sub_s = [s[rows] for s in states]
-    dense_fn(sub_w, grad_rows, *sub_s, *scalars)
-    table[rows] = sub_w
-    for full, part in zip(states, sub_s):
-        full[rows] = part
-    return (table, *states)
 
 
 def sgd_update_rows(table, rows, grad_rows, lr, inv_scaler):
