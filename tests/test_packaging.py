@@ -69,3 +69,12 @@ def test_fresh_venv_install_and_uninstall_a_plugin(tmp_path):
     assert "ReLU" not in listing
     gone = _run(python, "import hugectr; hugectr.Layer_t.ReLU")
     assert gone.returncode != 0 and "pip install hugectr-layers-activations" in gone.stderr
+
+
+def test_meta_distribution_requires_every_plugin():
+    import re
+    import tomllib
+
+    meta = tomllib.loads((ROOT / "plugins/defaults/pyproject.toml").read_text())["project"]["dependencies"]
+    names = {tomllib.loads(p.read_text())["project"]["name"] for p in ROOT.glob("plugins/*/*/pyproject.toml")}
+    assert names and names | {"hugectr-core"} == {re.split(r"[<>=\[ ]", d)[0] for d in meta}
