@@ -39,18 +39,22 @@ class Dropout(ElementwiseLayer):
     def json_params(self) -> dict:
         return {"rate": self.rate}
 
-    def _uniforms(self, ctx, x):
+    def _uniforms(self, ctx, mask):
+        """Draw the uniforms straight into the mask buffer: no allocation per step. The kernel (and
+        its twin) read each uniform before overwriting it with the mask value."""
         if ctx.rng is None:
             raise self.error("training needs a random generator in the step context (ctx.rng)")
-        dtype = x.dtype if x.dtype in (np.float32, np.float64) else np.float32
-        return ctx.rng.random(x.shape, dtype=dtype).astype(x.dtype, copy=False)
+        if mask.dtype not in (np.float32, np.float64):
+            raise self.error(f"dropout needs a float32/float64 mask, got {mask.dtype}")
+        ctx.rng.random(mask.shape, dtype=mask.dtype, out=mask)
+        return mask
 
     def forward(self, ctx, bottoms, tops, params, ws):
         x = bottoms[0]
         if not ctx.training:
             ctx.xp.copyto(tops[0], x)
             return
-        ops_for(ctx.xp).dropout_fwd(x, self._uniforms(ctx, x), self.rate, ws["mask"], tops[0])
+        ops_for(ctx.xp).dropout_fwd(x, self._uniforms(ctx, ws["mask"]), self.rate, ws["mask"], tops[0])
 
     def backward(self, ctx, bottoms, tops, top_grads, bottom_grads, params, param_grads, ws):
         if bottom_grads[0] is None:
