@@ -1,6 +1,9 @@
 """Loading a plugin's CUDA kernels.
 
-A plugin keeps device code in ``kernels.cu`` beside its Python (package data). ``KernelModule``
+A plugin keeps device code in ``kernels.cu`` beside its Python (package data). The core's
+``cuda/prelude.cuh`` is prepended: ``#include <cuda_fp16.h>``, ``HCTR_GRID_STRIDE_LOOP(i, n)`` and
+``acc_t<T>`` (float for ``__half``) with ``hctr_load``/``hctr_store``, so one template serves float,
+double and half (load T, compute in acc_t<T>, store T). ``KernelModule``
 reads it through ``importlib.resources`` and compiles it into one ``cupy.RawModule`` on first use,
 with an explicit list of ``name_expressions`` (template instantiations). Kernels are looked up by
 name, dtype dispatch goes by name (``op<float>``), never by if/else ladders.
@@ -21,6 +24,10 @@ CTYPES = {np.dtype(np.float32): "float", np.dtype(np.float64): "double",
           np.dtype(np.uint32): "unsigned int"}
 
 
+def PRELUDE() -> str:  # noqa: N802 - reads like the constant it is
+    return importlib.resources.files("hugectr_core").joinpath("cuda/prelude.cuh").read_text()
+
+
 def ctype(dtype) -> str:
     return CTYPES[np.dtype(dtype)]
 
@@ -37,7 +44,8 @@ class KernelModule:
         self._lock = threading.Lock()
 
     def source(self) -> str:
-        return importlib.resources.files(self.package).joinpath(self.filename).read_text()
+        """The shared prelude (fp16, acc_t, HCTR_GRID_STRIDE_LOOP) followed by the plugin's kernels.cu."""
+        return PRELUDE() + "\n" + importlib.resources.files(self.package).joinpath(self.filename).read_text()
 
     def module(self):
         with self._lock:

@@ -101,6 +101,7 @@ class Layer:
     min_bottoms: int = 1
     num_tops: int | None = 1
     aliases_bottom: bool = False
+    supports_fp16: bool = True  # False for layers HugeCTR does not allow under use_mixed_precision
 
     def __init__(self, config: LayerConfig):
         self.config = config
@@ -142,6 +143,10 @@ class Layer:
         """False for inputs that are never differentiated (labels of a loss)."""
         return True
 
+    def top_dtypes(self, compute_dtype) -> list:
+        """dtype of each top; the compute dtype (float16 under mixed precision) unless a layer says otherwise."""
+        return [compute_dtype] * len(self.config.top_names)
+
     def json_params(self) -> dict:
         """The layer's extra keys in HugeCTR's graph JSON (formats.md 2.7)."""
         return {}
@@ -175,6 +180,9 @@ class LossLayer(Layer):
 
     def bottom_needs_grad(self, index: int) -> bool:
         return index == 0
+
+    def top_dtypes(self, compute_dtype) -> list:
+        return [np.float32]  # the loss value is accumulated and reported in fp32, also under mixed precision
 
     def predict(self, xp, logits):
         raise NotImplementedError
