@@ -67,6 +67,7 @@ def load_dense(model, path: str) -> None:
                               f"{4 * expected} bytes ({expected} float32)")
     if expected:
         rt.weights_flat[...] = rt.xp.asarray(np.fromfile(path, dtype="<f4"))
+        rt.dense.sync_working()
 
 
 def load_sparse(model, files) -> None:

@@ -159,6 +159,22 @@ def infer_shapes(graph: Graph, source_shapes: dict) -> dict:
     return shapes
 
 
+def tensor_dtypes(graph: Graph, compute_dtype) -> dict:
+    """dtype of every tensor: the compute dtype unless a layer declares its tops otherwise."""
+    dtypes = {name: compute_dtype for name in graph.sources}
+    for node in graph.nodes:
+        for name, dtype in zip(node.tops, node.layer.top_dtypes(compute_dtype)):
+            dtypes[name] = dtype
+    return dtypes
+
+
+def check_mixed_precision(graph: Graph) -> None:
+    for node in graph.nodes:
+        if not node.layer.supports_fp16:
+            raise node.layer.error("is not available with use_mixed_precision=True (HugeCTR does not allow it "
+                                   "either); train in fp32 or replace the layer")
+
+
 def mark_params(graph: Graph, shapes: dict) -> None:
     """Record which layers own parameters, then which tensors need gradients."""
     for node in graph.nodes:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 ALIGN_BYTES = 256
-CONTIGUOUS = ("params", "param_grads", "opt_states")
+CONTIGUOUS = ("params", "param_grads", "opt_states", "params_fp16", "param_grads_fp32", "layer_state")
 
 
 @dataclass(frozen=True)

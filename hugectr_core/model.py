@@ -224,6 +224,22 @@ class Model:
                 break
         return dict(self.get_eval_metrics())
 
+    # -- graph JSON ----------------------------------------------------------------------------
+    def graph_to_json(self, graph_config_file: str) -> None:
+        """Write the graph in HugeCTR's JSON schema (formats.md 2.7)."""
+        from . import graph_json
+
+        graph_json.write(self, graph_config_file)
+
+    def construct_from_json(self, graph_config_file: str, include_dense_network: bool) -> None:
+        """Add the graph of a saved JSON; with ``include_dense_network=False`` only Input and embeddings,
+        so a new dense head can be added and trained on loaded sparse weights."""
+        from . import graph_json
+
+        if self.runtime is not None:
+            raise GraphError("construct_from_json after compile(): construct first, then compile")
+        graph_json.read(self, graph_config_file, include_dense_network)
+
     # -- checkpoints ---------------------------------------------------------------------------
     def save_params_to_files(self, prefix: str, iter: int = 0) -> None:  # noqa: A002 - HugeCTR's name
         from .checkpoint import save_params

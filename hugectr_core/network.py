@@ -13,8 +13,9 @@ from .graph import Graph
 class Network:
     """Forward/backward executor over preplanned buffers."""
 
-    def __init__(self, graph: Graph, shapes: dict, mode: str, dtype=np.float32):
+    def __init__(self, graph: Graph, shapes: dict, mode: str, dtype=np.float32, dtypes: dict | None = None):
         self.graph, self.shapes, self.mode, self.dtype = graph, shapes, mode, np.dtype(dtype)
+        self.dtypes = {name: np.dtype((dtypes or {}).get(name, dtype)) for name in shapes}
         self.training = mode == "train"
         self.tensors: dict = {}
         self.grads: dict = {}
@@ -29,9 +30,9 @@ class Network:
         for name, shape in self.shapes.items():
             if name in aliased:
                 continue
-            memory.request(f"{self.mode}/activations", f"{self.mode}/t/{name}", shape, self.dtype)
+            memory.request(f"{self.mode}/activations", f"{self.mode}/t/{name}", shape, self.dtypes[name])
             if self.training and self.graph.needs_grad.get(name):
-                memory.request(f"{self.mode}/grads", f"{self.mode}/g/{name}", shape, self.dtype)
+                memory.request(f"{self.mode}/grads", f"{self.mode}/g/{name}", shape, self.dtypes[name])
         for node in self.graph.nodes:
             for spec in node.layer.workspace_specs([self.shapes[b] for b in node.bottoms]):
                 memory.request(f"{self.mode}/workspace", f"{self.mode}/ws/{node.layer.name}/{spec.name}",

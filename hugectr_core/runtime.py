@@ -13,13 +13,13 @@ from .contracts.embedding import EmbeddingConfig
 from .contracts.layer import StepContext
 from .enums import type_string
 from .errors import BackendError, ConfigError, GraphError
-from .graph import build_graph, infer_shapes, mark_params
+from .graph import build_graph, check_mixed_precision, infer_shapes, mark_params, tensor_dtypes
 from .memory import MemoryPlan
 from .network import Network
+from .parameters import DenseParameters
 from .plugins import registry
 
 log = logging.getLogger("hugectr")
-DTYPE = np.float32
 
 
 def make_optimizer(opt_params):
@@ -50,12 +50,19 @@ class Runtime:
         self.shapes = {"train": infer_shapes(self.graph, self._source_shapes(self.batch_train)),
                        "eval": infer_shapes(self.graph, self._source_shapes(self.batch_eval))}
         mark_params(self.graph, self.shapes["train"])
+        self.compute_dtype = np.dtype(np.float16 if solver.use_mixed_precision else np.float32)
+        if solver.use_mixed_precision:
+            check_mixed_precision(self.graph)
         self.optimizer = make_optimizer(opt_params)
         self.memory = MemoryPlan()
-        self.param_layout = self._plan_params()
-        self.networks = {mode: Network(self.graph, self.shapes[mode], mode, DTYPE) for mode in ("train", "eval")}
+        self.dense = DenseParameters(self._param_layout(), self.optimizer, self.compute_dtype)
+        self.dense.plan(self.memory)
+        dtypes = tensor_dtypes(self.graph, self.compute_dtype)
+        self.networks = {mode: Network(self.graph, self.shapes[mode], mode, self.compute_dtype, dtypes)
+                         for mode in ("train", "eval")}
         for net in self.networks.values():
             net.plan(self.memory)
+        self._plan_embedding_staging()
         self._allocate()
         self.dense_frozen = False
         self.step = 0
@@ -66,11 +73,6 @@ class Runtime:
         if solver.device_count > 1:
             raise BackendError(f"vvgpu={solver.vvgpu} asks for {solver.device_count} devices; multi-device "
                                "training (NCCL/MPI) is not available in this version: use vvgpu=[[0]]")
-        if solver.use_mixed_precision:
-            raise BackendError("use_mixed_precision=True is not available in this version; train in fp32")
-        if solver.enable_tf32_compute:
-            raise BackendError("enable_tf32_compute=True is not available in this version (NumPy has no TF32); "
-                               "leave it False")
 
     def _sources(self) -> dict:
         sources = {name: "data" for name in self.input_layer.label_names}
@@ -133,42 +135,60 @@ class Runtime:
                                   f"(labels: {sorted(by_label)})")
             by_label[name].layer.weight = float(weight)
 
-    def _plan_params(self) -> list:
-        """Parameters in add() order (the dense file order), then gradients and optimizer states."""
-        layout = []
+    def _param_layout(self) -> list:
+        """(layer name, ParamSpec) in add() order: the dense model file order."""
         shapes = self.shapes["train"]
-        for node in sorted(self.graph.nodes, key=lambda n: n.user_index):
-            for spec in node.layer.param_specs([shapes[b] for b in node.bottoms]):
-                layout.append((node.layer.name, spec))
-                self.memory.request("params", f"p/{node.layer.name}/{spec.name}", spec.shape, DTYPE)
-        for layer_name, spec in layout:
-            self.memory.request("param_grads", f"pg/{layer_name}/{spec.name}", spec.shape, DTYPE)
-        for state in self.optimizer.state_names:
-            for layer_name, spec in layout:
-                self.memory.request("opt_states", f"os/{state}/{layer_name}/{spec.name}", spec.shape, DTYPE)
-        return layout
+        return [(node.layer.name, spec) for node in sorted(self.graph.nodes, key=lambda n: n.user_index)
+                for spec in node.layer.param_specs([shapes[b] for b in node.bottoms])]
+
+    def _plan_embedding_staging(self) -> None:
+        """Under mixed precision embeddings still compute in fp32 (fp32 tables, formats.md 3.7): their
+        output and its gradient go through fp32 staging buffers cast to and from the fp16 tensors."""
+        self.staging = {}
+        if self.compute_dtype == np.float32:
+            return
+        for mode in ("train", "eval"):
+            for emb in self.embeddings:
+                shape = self.shapes[mode][emb.config.top_name]
+                self.memory.request(f"{mode}/embedding_fp32", f"stage/{mode}/{emb.name}", shape, np.float32)
+                if mode == "train":
+                    self.memory.request("train/embedding_fp32", f"stage/grad/{emb.name}", shape, np.float32)
 
     def _allocate(self) -> None:
         xp = self.xp
+        _set_tf32(xp, self.solver.enable_tf32_compute)
         views = self.memory.allocate(xp)
-        self.params, self.param_grads = {}, {}
-        for layer_name, spec in self.param_layout:
-            value = np.asarray(spec.init(self.host_rng, spec.shape), dtype=DTYPE).reshape(spec.shape)
-            view = views[f"p/{layer_name}/{spec.name}"]
-            view[...] = xp.asarray(value)
-            self.params.setdefault(layer_name, []).append(view)
-            self.param_grads.setdefault(layer_name, []).append(views[f"pg/{layer_name}/{spec.name}"])
-        self.weights_flat = self.memory.flat("params", DTYPE)
-        self.grads_flat = self.memory.flat("param_grads", DTYPE)
-        n = 0 if self.weights_flat is None else self.weights_flat.size
-        states_flat = self.memory.flat("opt_states", DTYPE)
-        self.opt_states = [states_flat[k * n:(k + 1) * n] for k in range(len(self.optimizer.state_names))]
-        for name, state in zip(self.optimizer.state_names, self.opt_states):
-            state[...] = self.optimizer.initial_state(name)
+        self.dense.bind(self.memory, views, xp, self.host_rng)
+        self.staging = {k[len("stage/"):]: v for k, v in views.items() if k.startswith("stage/")}
         for net in self.networks.values():
             net.bind(views)
         for emb in self.embeddings:
             emb.allocate(xp, self.host_rng)
+
+    # views kept for callers that think in flat buffers (checkpoints, tests)
+    @property
+    def params(self) -> dict:
+        return self.dense.by_layer
+
+    @property
+    def param_grads(self) -> dict:
+        return self.dense.grads_by_layer
+
+    @property
+    def param_layout(self) -> list:
+        return self.dense.layout
+
+    @property
+    def weights_flat(self):
+        return self.dense.master
+
+    @property
+    def grads_flat(self):
+        return self.dense.grads32
+
+    @property
+    def opt_states(self) -> list:
+        return self.dense.opt_states
 
     # -- running -------------------------------------------------------------------------------
     def context(self, training: bool, batch: int, valid: int) -> StepContext:
@@ -197,7 +217,20 @@ class Runtime:
     def _embed(self, net: Network, ctx) -> None:
         for emb in self.embeddings:
             offsets, keys = self._csr[emb.name]
-            emb.forward(ctx, offsets, keys, net.tensors[emb.config.top_name])
+            top = net.tensors[emb.config.top_name]
+            out = self.staging.get(f"{net.mode}/{emb.name}", top)
+            emb.forward(ctx, offsets, keys, out)
+            if out is not top:
+                top[...] = out
+
+    def _embedding_backward(self, net: Network, ctx, lr: float) -> None:
+        for emb in self.embeddings:
+            grad = net.grads[emb.config.top_name]
+            staged = self.staging.get(f"grad/{emb.name}")
+            if staged is not None:
+                staged[...] = grad
+                grad = staged
+            emb.backward(ctx, grad, lr)
 
     def train_step(self, batch, lr: float):
         """One iteration: forward, backward, dense update, embedding update. Returns the loss (device)."""
@@ -209,28 +242,27 @@ class Runtime:
         net.forward(ctx, self.params)
         net.backward(ctx, self.params, self.param_grads)
         loss = net.loss_value(self.xp)
+        self.dense.gradients_fp32()
         loss = self._regularize(loss, ctx)
-        if self.weights_flat is not None and not self.dense_frozen:
-            self.optimizer.update(self.xp, self.weights_flat, self.grads_flat, self.opt_states, lr, self.step,
-                                  ctx.scaler)
-        for emb in self.embeddings:
-            emb.backward(ctx, net.grads[emb.config.top_name], lr)
+        if not self.dense_frozen:
+            self.dense.update(lr, self.step, ctx.scaler)
+        self._embedding_backward(net, ctx, lr)
         return loss
 
     def _regularize(self, loss, ctx):
         """L1/L2 on every dense weight (formats.md 3.3), requested by a loss layer's use_regularizer."""
         for node in self.graph.losses:
             reg = node.layer.regularizer() if hasattr(node.layer, "regularizer") else None
-            if reg is None or self.weights_flat is None:
+            if reg is None or self.dense.master is None:
                 continue
             kind, lam = reg
-            w, b = self.weights_flat, ctx.batch_size
+            w, g, b = self.dense.master, self.dense.grads32, ctx.batch_size
             if kind == "L1":
                 loss = loss + lam / b * self.xp.abs(w).sum()
-                self.grads_flat += (ctx.scaler * lam / b) * self.xp.sign(w)
+                g += (ctx.scaler * lam / b) * self.xp.sign(w)
             else:
                 loss = loss + lam / (2 * b) * (w * w).sum()
-                self.grads_flat += (ctx.scaler * lam / b) * w
+                g += (ctx.scaler * lam / b) * w
         return loss
 
     def eval_step(self, batch):
@@ -250,6 +282,18 @@ class Runtime:
             for purpose, nbytes in emb.memory_bytes().items():
                 out[f"embedding {emb.name} {purpose}"] = nbytes
         return out
+
+
+def _set_tf32(xp, enabled: bool) -> None:
+    """TF32 GEMMs for float32 (``enable_tf32_compute``); NumPy has no TF32, so asking for it there is an error."""
+    if backend.is_numpy(xp):
+        if enabled:
+            raise BackendError("enable_tf32_compute=True needs the CuPy backend on an NVIDIA GPU (NumPy has no "
+                               "TF32); leave it False on the CPU")
+        return
+    from cupy._core import _routines_linalg as linalg  # noqa: PLC0415 - GPU only
+
+    linalg.set_compute_type(xp.float32, linalg.COMPUTE_TYPE_TF32 if enabled else linalg.COMPUTE_TYPE_DEFAULT)
 
 
 def _copy_rows(xp, dst, src: np.ndarray, size: int) -> None:

@@ -52,14 +52,19 @@ class LayerConfig:
 
 @dataclass(frozen=True)
 class ParamSpec:
-    """A trainable tensor. ``init(rng, shape) -> np.ndarray`` draws its initial value (float64 ok).
+    """A parameter. ``init(rng, shape) -> np.ndarray`` draws its initial value (float64 ok).
 
-    Parameters are laid out in the dense model file in the order layers return them.
+    Trainable parameters are laid out in the dense model file in the order layers return them.
+    ``trainable=False`` marks layer state the optimizer never touches (BatchNorm running stats):
+    it lives in its own float32 buffer and is saved to the ``.ntp.json`` file. A layer receives
+    ``params`` = trainable ones in order, then non-trainable ones in order; ``param_grads`` only
+    for the trainable ones.
     """
 
     name: str
     shape: Shape
     init: Callable[[np.random.Generator, Shape], np.ndarray]
+    trainable: bool = True
 
 
 @dataclass(frozen=True)

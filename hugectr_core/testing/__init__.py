@@ -7,7 +7,7 @@
 * ``assert_twins(fn_ref, fn_gpu, *host_args, rtol, atol)``: run a NumPy twin and a CuPy kernel on
   the same inputs and compare.
 """
-from .layer_checks import check_layer_gradients, init_params, make_layer, run_layer
+from .layer_checks import check_layer_gradients, init_params, make_layer, ordered_specs, run_layer
 from .twins import assert_twins, to_xp
 
-__all__ = ["assert_twins", "check_layer_gradients", "init_params", "make_layer", "run_layer", "to_xp"]
+__all__ = ["assert_twins", "check_layer_gradients", "init_params", "make_layer", "ordered_specs", "run_layer", "to_xp"]

@@ -15,10 +15,16 @@ def make_layer(type_name: str, bottoms, tops, **args):
     return cls(cfg)
 
 
+def ordered_specs(layer, bottom_shapes) -> list:
+    """Trainable specs first, then non-trainable ones: the order layers receive ``params`` in."""
+    specs = layer.param_specs(bottom_shapes)
+    return [s for s in specs if s.trainable] + [s for s in specs if not s.trainable]
+
+
 def init_params(layer, bottom_shapes, xp=np, dtype=np.float64, seed=0):
     rng = np.random.default_rng(seed)
     return [xp.asarray(np.asarray(s.init(rng, s.shape), dtype=dtype).reshape(s.shape))
-            for s in layer.param_specs(bottom_shapes)]
+            for s in ordered_specs(layer, bottom_shapes)]
 
 
 def _context(xp, training, batch, seed=0, device_count=1, scaler=1.0):
@@ -48,7 +54,8 @@ def run_layer(layer, bottoms, params, top_grads=None, training=True, seed=0):
         return out
     bottom_grads = [xp.full(b.shape, np.nan, dtype=dtype) if layer.bottom_needs_grad(i) else None
                     for i, b in enumerate(bottoms)]
-    param_grads = [xp.full(p.shape, np.nan, dtype=dtype) for p in params]
+    n_trainable = sum(s.trainable for s in layer.param_specs(shapes))
+    param_grads = [xp.full(p.shape, np.nan, dtype=dtype) for p in params[:n_trainable]]
     if layer.aliases_bottom:
         bottom_grads = [g.reshape(bottoms[0].shape) for g in top_grads]
     else:
@@ -100,7 +107,7 @@ def check_layer_gradients(layer, bottoms, params=None, *, seed=0, eps=1e-6, rtol
             continue
         np.testing.assert_allclose(res["bottom_grads"][i], numeric(bottoms, i), rtol=rtol, atol=atol,
                                    err_msg=f"{layer.type_name}: gradient of bottom {i}")
-    for j in range(len(params)):
+    for j in range(len(res["param_grads"])):
         np.testing.assert_allclose(res["param_grads"][j], numeric(params, j), rtol=rtol, atol=atol,
                                    err_msg=f"{layer.type_name}: gradient of parameter {j}")
     return res
