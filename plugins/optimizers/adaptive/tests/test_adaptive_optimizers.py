@@ -1,4 +1,4 @@
-"""Adam and AdaGrad against formats.md 3.5 written out in float64, plus GPU twins."""
+"""Adam, AdaGrad and Ftrl against formats.md 3.5 written out in float64, plus GPU twins."""
 import importlib.resources
 import math
 
@@ -35,6 +35,18 @@ def expected_adagrad(w, grads, scaler, a0, eps):
         a = a + g * g
         w = w - lr * g / (np.sqrt(a) + eps)
     return w, [a]
+
+
+def expected_ftrl(w, grads, scaler, beta, l1, l2):
+    e0 = float(np.finfo(np.float32).eps)
+    w, n, z = w.astype(np.float64), np.zeros(w.shape), np.zeros(w.shape)
+    for lr, grad in zip(LR, grads):
+        g = grad.astype(np.float64) / scaler
+        n_new = n + g * g
+        z = z + g - (np.sqrt(n_new + e0) - np.sqrt(n + e0)) / lr * w
+        n = n_new
+        w = np.where(np.abs(z) <= l1, 0.0, (l1 * np.sign(z) - z) / ((beta + np.sqrt(n + e0)) / lr + l2))
+    return w, [n, z]
 
 
 def two_steps(opt, w, grads, scaler):
@@ -85,13 +97,29 @@ def test_adam_rejects_step_zero():
         make("Adam").update(np, np.zeros(2), np.ones(2), [np.zeros(2), np.zeros(2)], lr=0.1, step=0, scaler=1.0)
 
 
+@pytest.mark.parametrize("scaler", [1.0, 64.0])
+@pytest.mark.parametrize("beta,l1,l2", [(0.0, 0.0, 0.0), (1.0, 0.01, 0.1)])
+def test_ftrl_two_steps_match_formula(scaler, beta, l1, l2):
+    w0, grads = random_case(scaler)
+    opt = make("Ftrl", beta=beta, lambda1=l1, lambda2=l2)
+    w, states = two_steps(opt, w0.astype(np.float64), [g.astype(np.float64) for g in grads], scaler)
+    w_ref, s_ref = expected_ftrl(w0, grads, scaler, beta, l1, l2)
+    np.testing.assert_allclose(w, w_ref, rtol=1e-9, atol=1e-12)
+    for got, want in zip(states, s_ref):
+        np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
+    with pytest.raises(ConfigError, match="learning rate must be > 0"):
+        opt.update(np, w, w, states, lr=0.0, step=3, scaler=1.0)
+
+
 def test_state_names_in_file_order():
     assert make("Adam").state_names == ("m", "v")
     assert make("AdaGrad").state_names == ("accum",)
+    assert make("Ftrl").state_names == ("n", "z") and not make("Ftrl").global_moves_untouched_rows
     assert make("Adam").global_moves_untouched_rows and not make("AdaGrad").global_moves_untouched_rows
 
 
-@pytest.mark.parametrize("name,kw", [("Adam", {}), ("AdaGrad", {"initial_accu_value": 0.1})])
+@pytest.mark.parametrize("name,kw", [("Adam", {}), ("AdaGrad", {"initial_accu_value": 0.1}),
+                                     ("Ftrl", {"beta": 1.0, "lambda1": 0.01, "lambda2": 0.1})])
 def test_update_rows_equals_update_on_selected_rows(name, kw):
     rng = np.random.default_rng(3)
     opt = make(name, **kw)
@@ -117,7 +145,8 @@ def test_kernels_cu_is_package_data():
     source = importlib.resources.files("hugectr_optimizers_adaptive").joinpath("kernels.cu")
     assert source.is_file()
     text = source.read_text()
-    for name in ("adam_update", "adam_update_rows", "adagrad_update", "adagrad_update_rows"):
+    for name in ("adam_update", "adam_update_rows", "adagrad_update", "adagrad_update_rows", "ftrl_update",
+                 "ftrl_update_rows"):
         assert f"void {name}(" in text
 
 
@@ -126,6 +155,7 @@ def test_kernels_cu_is_package_data():
 DENSE = {  # kernel name -> (number of state arrays, scalars after the arrays)
     "adam_update": (2, (0.01, B1, B2, EPS, 0.5)),
     "adagrad_update": (1, (0.01, EPS, 0.5)),
+    "ftrl_update": (2, (0.01, 1.0, 0.01, 0.1, 0.5)),
 }
 
 
@@ -164,7 +194,8 @@ def test_row_kernel_twins(name, dtype):
 
 
 @pytest.mark.gpu
-@pytest.mark.parametrize("name,kw", [("Adam", {}), ("AdaGrad", {"initial_accu_value": 0.1})])
+@pytest.mark.parametrize("name,kw", [("Adam", {}), ("AdaGrad", {"initial_accu_value": 0.1}),
+                                     ("Ftrl", {"beta": 1.0, "lambda1": 0.01, "lambda2": 0.1})])
 def test_optimizer_on_cupy_equals_numpy(name, kw, gpu_xp):
     w0, grads = random_case(8.0, shape=(128, 16), seed=6)
     w_host, s_host = two_steps(make(name, **kw), w0.copy(), grads, 8.0)

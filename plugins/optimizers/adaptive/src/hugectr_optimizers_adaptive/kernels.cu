@@ -62,3 +62,36 @@ __global__ void adagrad_update_rows(T* table_xv, T* a_xv, const long long* rows_
     adagrad_step(table_xv[at], a_xv[at], grad_rv[i] * inv_scaler, lr, eps);
   }
 }
+
+// Ftrl (formats.md 3.5): n' = n + g^2; z += g - (sqrt(n'+e0) - sqrt(n+e0)) * w / lr;
+// w = |z| <= l1 ? 0 : (l1*sign(z) - z) / ((beta + sqrt(n'+e0)) / lr + l2); e0 = FLT_EPSILON.
+template <typename T>
+__device__ __forceinline__ void ftrl_step(T& w, T& n, T& z, T g, T lr, T beta, T l1, T l2) {
+  const T e0 = T(1.1920928955078125e-07);
+  const T n_new = n + g * g;
+  const T sigma = (sqrt(n_new + e0) - sqrt(n + e0)) / lr;
+  const T z_new = z + g - sigma * w;
+  n = n_new;
+  z = z_new;
+  const T sign = z_new > T(0) ? T(1) : (z_new < T(0) ? T(-1) : T(0));
+  w = (fabs(z_new) <= l1) ? T(0) : (l1 * sign - z_new) / ((beta + sqrt(n_new + e0)) / lr + l2);
+}
+
+template <typename T>
+__global__ void ftrl_update(T* w_n, const T* g_n, T* n_n, T* z_n, long long n, T lr, T beta, T l1, T l2,
+                            T inv_scaler) {
+  for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n;
+       i += (long long)blockDim.x * gridDim.x) {
+    ftrl_step(w_n[i], n_n[i], z_n[i], g_n[i] * inv_scaler, lr, beta, l1, l2);
+  }
+}
+
+template <typename T>
+__global__ void ftrl_update_rows(T* table_xv, T* n_xv, T* z_xv, const long long* rows_r, const T* grad_rv,
+                                 long long r, long long v, T lr, T beta, T l1, T l2, T inv_scaler) {
+  for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < r * v;
+       i += (long long)blockDim.x * gridDim.x) {
+    const long long at = rows_r[i / v] * v + i % v;
+    ftrl_step(table_xv[at], n_xv[at], z_xv[at], grad_rv[i] * inv_scaler, lr, beta, l1, l2);
+  }
+}

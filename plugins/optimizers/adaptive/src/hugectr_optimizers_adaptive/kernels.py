@@ -11,7 +11,8 @@ from hugectr_core.optim_support import check_kernel_arrays as _check
 from hugectr_core.optim_support import rows_kernel_args as _rows_args
 
 _DTYPES = ("float", "double")
-_NAMES = ("adam_update", "adam_update_rows", "adagrad_update", "adagrad_update_rows")
+_NAMES = ("adam_update", "adam_update_rows", "adagrad_update", "adagrad_update_rows", "ftrl_update",
+          "ftrl_update_rows")
 KERNELS = KernelModule("hugectr_optimizers_adaptive", [f"{n}<{t}>" for n in _NAMES for t in _DTYPES])
 
 
@@ -46,3 +47,20 @@ def adagrad_update_rows(table, a, rows, grad_rows, lr, eps, inv_scaler):
     KERNELS.launch("adagrad_update_rows", table.dtype, r * vec,
                    (table, a, rows, grad_rows, r, vec, t(lr), t(eps), t(inv_scaler)))
     return table, a
+
+
+def ftrl_update(w, g, n, z, lr, beta, lambda1, lambda2, inv_scaler):
+    _check(w, g, n, z)
+    t = w.dtype.type
+    KERNELS.launch("ftrl_update", w.dtype, w.size,
+                   (w, g, n, z, np.int64(w.size), t(lr), t(beta), t(lambda1), t(lambda2), t(inv_scaler)))
+    return w, n, z
+
+
+def ftrl_update_rows(table, n, z, rows, grad_rows, lr, beta, lambda1, lambda2, inv_scaler):
+    _check(table, n, z)
+    rows, grad_rows, r, vec = _rows_args(table, rows, grad_rows)
+    t = table.dtype.type
+    KERNELS.launch("ftrl_update_rows", table.dtype, r * vec,
+                   (table, n, z, rows, grad_rows, r, vec, t(lr), t(beta), t(lambda1), t(lambda2), t(inv_scaler)))
+    return table, n, z

@@ -4,6 +4,7 @@ With ``g = grad / scaler``, ``t`` the 1-based step and ``eps = params.epsilon``:
 
 * Adam: ``m = b1*m + (1-b1)*g; v = b2*v + (1-b2)*g^2; w -= lr*sqrt(1-b2^t)/(1-b1^t) * m/(sqrt(v)+eps)``
 * AdaGrad: ``a += g^2; w -= lr*g/(sqrt(a)+eps)``, ``a`` starting at ``params.initial_accu_value``
+* Ftrl: states ``n``, ``z``; formats.md 3.5 (beta/lr joins lambda2 in the denominator)
 """
 from __future__ import annotations
 
@@ -82,3 +83,39 @@ class AdaGrad(Optimizer):
 
     def update_rows(self, xp, table, states, rows, grad_rows, lr, step, scaler):
         _impl(xp).adagrad_update_rows(table, states[0], rows, grad_rows, lr, self.params.epsilon, 1.0 / scaler)
+
+
+class Ftrl(Optimizer):
+    """FTRL-proximal as HugeCTR's: ``n' = n + g^2``, ``z += g - (sqrt(n'+e0) - sqrt(n+e0)) w / lr``,
+    ``w = 0`` where ``|z| <= lambda1`` else ``(lambda1 sign(z) - z) / ((beta + sqrt(n'+e0)) / lr + lambda2)``.
+
+    A learning rate of 0 is refused (FTRL divides by it). Rows a batch does not touch keep their
+    weights, so Update_t.Global equals Local for embeddings.
+
+    Example:
+        >>> import numpy as np
+        >>> from hugectr_core.params import CreateOptimizer
+        >>> opt = Ftrl(CreateOptimizer(optimizer_type="Ftrl", beta=1.0, lambda1=0.0, lambda2=0.0))
+        >>> w, n, z = np.zeros(1, np.float64), np.zeros(1, np.float64), np.zeros(1, np.float64)
+        >>> opt.update(np, w, np.ones(1), [n, z], lr=0.5, step=1, scaler=1.0)
+        >>> round(float(w[0]), 4)
+        -0.25
+    """
+
+    state_names = ("n", "z")
+    global_moves_untouched_rows = False
+
+    def _lr(self, lr: float) -> float:
+        if lr <= 0:
+            raise ConfigError(f"Ftrl: the learning rate must be > 0 (it divides by it), got {lr}")
+        return lr
+
+    def update(self, xp, weight, grad, states, lr, step, scaler):
+        p = self.params
+        _impl(xp).ftrl_update(weight, grad, states[0], states[1], self._lr(lr), p.beta, p.lambda1, p.lambda2,
+                              1.0 / scaler)
+
+    def update_rows(self, xp, table, states, rows, grad_rows, lr, step, scaler):
+        p = self.params
+        _impl(xp).ftrl_update_rows(table, states[0], states[1], rows, grad_rows, self._lr(lr), p.beta, p.lambda1,
+                                   p.lambda2, 1.0 / scaler)

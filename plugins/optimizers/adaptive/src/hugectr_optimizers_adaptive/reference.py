@@ -47,3 +47,20 @@ def adam_update_rows(table, m, v, rows, grad_rows, lr_t, beta1, beta2, eps, inv_
 
 def adagrad_update_rows(table, a, rows, grad_rows, lr, eps, inv_scaler):
     return _rows_update(adagrad_update, table, [a], rows, grad_rows, lr, eps, inv_scaler)
+
+
+FLT_EPSILON = float(np.finfo(np.float32).eps)
+
+
+def ftrl_update(w, g, n, z, lr, beta, lambda1, lambda2, inv_scaler):
+    lr, beta, l1, l2, inv_scaler, e0 = _scalars(w.dtype, lr, beta, lambda1, lambda2, inv_scaler, FLT_EPSILON)
+    gs = g * inv_scaler
+    n_new = n + gs * gs
+    z += gs - (np.sqrt(n_new + e0) - np.sqrt(n + e0)) / lr * w
+    n[...] = n_new
+    w[...] = np.where(np.abs(z) <= l1, 0, (l1 * np.sign(z) - z) / ((beta + np.sqrt(n_new + e0)) / lr + l2))
+    return w, n, z
+
+
+def ftrl_update_rows(table, n, z, rows, grad_rows, lr, beta, lambda1, lambda2, inv_scaler):
+    return _rows_update(ftrl_update, table, [n, z], rows, grad_rows, lr, beta, lambda1, lambda2, inv_scaler)
