@@ -2,9 +2,17 @@
 
 Every file is written under a temporary name and renamed when complete, so a crash never
 leaves a half-written file under a good name and never destroys the previous snapshot.
+
+Differences from HugeCTR, on purpose:
+* ``<prefix><k>_opt_sparse_<it>.model`` holds the embedding's optimizer states *by key*
+  (int64 header ``[n, vec, n_states]``, int64 keys, then each state as float32 ``[n, vec]``), so it
+  reloads on any device count; HugeCTR dumps raw per-GPU buffers that only reload on the same topology.
+* ``<prefix>_opt_dense_<it>.model.step`` (JSON) keeps the iteration count Adam's bias correction uses,
+  so resuming is exact.
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 
@@ -29,16 +37,46 @@ def _check_folder(prefix: str) -> None:
         raise CheckpointError(f"snapshot prefix '{prefix}': folder '{folder}' does not exist; create it first")
 
 
+def _host_f32(array) -> bytes:
+    return backend.to_host(array).astype("<f4").tobytes()
+
+
 def save_params(model, prefix: str, iteration: int) -> None:
-    """``<prefix>_dense_<it>.model``, ``<prefix>_opt_dense_<it>.model``, ``<prefix><k>_sparse_<it>.model/``."""
+    """The HugeCTR file set: dense, opt_dense (+ .step), .ntp.json, sparse folders, opt_sparse files."""
     rt = model._rt()
     _check_folder(prefix)
-    weights = backend.to_host(rt.weights_flat) if rt.weights_flat is not None else np.zeros(0, np.float32)
-    _write_atomic(f"{prefix}_dense_{iteration}.model", weights.astype("<f4").tobytes())
-    states = [backend.to_host(s).astype("<f4") for s in rt.opt_states]
-    _write_atomic(f"{prefix}_opt_dense_{iteration}.model", b"".join(s.tobytes() for s in states))
+    dense = rt.dense
+    _write_atomic(f"{prefix}_dense_{iteration}.model", _host_f32(dense.master) if dense.size else b"")
+    _write_atomic(f"{prefix}_opt_dense_{iteration}.model", b"".join(_host_f32(s) for s in dense.opt_states))
+    _write_atomic(f"{prefix}_opt_dense_{iteration}.model.step", json.dumps({"step": rt.step}).encode())
+    ntp = _non_trainable_json(rt)
+    if ntp["layers"]:
+        _write_atomic(f"{prefix}_dense_{iteration}.model.ntp.json", json.dumps(ntp).encode())
     for k, emb in enumerate(rt.embeddings):
-        _save_sparse_folder(f"{prefix}{k}_sparse_{iteration}.model", emb.dump())
+        dump = emb.dump()
+        _save_sparse_folder(f"{prefix}{k}_sparse_{iteration}.model", dump)
+        _write_atomic(f"{prefix}{k}_opt_sparse_{iteration}.model", _sparse_states_bytes(dump["key"], emb))
+
+
+def _non_trainable_json(rt) -> dict:
+    """``{"layers": [{"type": "BatchNorm", "mean": [...], "var": [...]}, ...]}`` in add() order."""
+    layers = []
+    for node in sorted(rt.graph.nodes, key=lambda n: n.user_index):
+        specs = [s for n, s in rt.dense.state if n == node.layer.name]
+        if not specs:
+            continue
+        entry = {"type": node.layer.type_name}
+        for spec, value in zip(specs, rt.dense.state_of(node.layer.name)):
+            entry[spec.name.removeprefix("running_")] = backend.to_host(value).astype(float).ravel().tolist()
+        layers.append(entry)
+    return {"layers": layers}
+
+
+def _sparse_states_bytes(keys, emb) -> bytes:
+    states = emb.dump_optimizer_states()
+    vec = emb.config.embedding_vec_size
+    header = np.array([len(keys), vec, len(states)], dtype="<i8")
+    return header.tobytes() + np.asarray(keys, "<i8").tobytes() + b"".join(s.astype("<f4").tobytes() for s in states)
 
 
 def _save_sparse_folder(path: str, dump: dict) -> None:
@@ -56,42 +94,98 @@ def _save_sparse_folder(path: str, dump: dict) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def load_dense(model, path: str) -> None:
-    rt = model._rt()
+# -- loading -------------------------------------------------------------------------------------
+def _read_f32(path: str, expected: int, what: str) -> np.ndarray:
     if not os.path.isfile(path):
-        raise CheckpointError(f"dense model file '{path}' does not exist")
-    expected = 0 if rt.weights_flat is None else rt.weights_flat.size
+        raise CheckpointError(f"{what} file '{path}' does not exist")
     found = os.path.getsize(path)
     if found != 4 * expected:
-        raise CheckpointError(f"dense model file '{path}' has {found} bytes; this model's dense parameters need "
-                              f"{4 * expected} bytes ({expected} float32)")
-    if expected:
-        rt.weights_flat[...] = rt.xp.asarray(np.fromfile(path, dtype="<f4"))
+        raise CheckpointError(f"{what} file '{path}' has {found} bytes; this model needs {4 * expected} bytes "
+                              f"({expected} float32)")
+    return np.fromfile(path, dtype="<f4")
+
+
+def load_dense(model, path: str) -> None:
+    rt = model._rt()
+    values = _read_f32(path, rt.dense.size, "dense model")
+    if rt.dense.size:
+        rt.dense.master[...] = rt.xp.asarray(values)
         rt.dense.sync_working()
+    _load_ntp(rt, f"{path}.ntp.json")
+
+
+def _load_ntp(rt, path: str) -> None:
+    if not os.path.isfile(path):
+        return
+    with open(path) as f:
+        layers = json.load(f).get("layers", [])
+    owners = [node for node in sorted(rt.graph.nodes, key=lambda n: n.user_index)
+              if any(n == node.layer.name for n, _ in rt.dense.state)]
+    if len(layers) != len(owners):
+        raise CheckpointError(f"'{path}' has state for {len(layers)} layers; this model has {len(owners)}")
+    for entry, node in zip(layers, owners):
+        specs = [s for n, s in rt.dense.state if n == node.layer.name]
+        for spec, view in zip(specs, rt.dense.state_of(node.layer.name)):
+            values = np.asarray(entry.get(spec.name.removeprefix("running_"), []), dtype=np.float32)
+            if values.size != view.size:
+                raise CheckpointError(f"'{path}': {node.layer.type_name} '{node.layer.name}' {spec.name} has "
+                                      f"{values.size} values, expected {view.size}")
+            view[...] = rt.xp.asarray(values.reshape(view.shape))
+
+
+def load_dense_optimizer_states(model, path: str) -> None:
+    rt = model._rt()
+    n_states = len(rt.dense.opt_states)
+    values = _read_f32(path, n_states * rt.dense.size, "dense optimizer-state")
+    for k, state in enumerate(rt.dense.opt_states):
+        state[...] = rt.xp.asarray(values[k * rt.dense.size:(k + 1) * rt.dense.size])
+    step_file = f"{path}.step"
+    if os.path.isfile(step_file):
+        with open(step_file) as f:
+            rt.step = int(json.load(f)["step"])
+
+
+def _pairs(rt, files, what: str) -> list:
+    by_name = {e.name: e for e in rt.embeddings}
+    if isinstance(files, dict):
+        for name in files:
+            if name not in by_name:
+                raise CheckpointError(f"{what}: no embedding named '{name}'; embeddings: {sorted(by_name)}")
+        return [(by_name[n], f) for n, f in files.items()]
+    files = [files] if isinstance(files, str) else list(files)
+    if len(files) != len(rt.embeddings):
+        raise CheckpointError(f"{what} got {len(files)} paths for {len(rt.embeddings)} embeddings")
+    return list(zip(rt.embeddings, files))
 
 
 def load_sparse(model, files) -> None:
-    rt = model._rt()
-    by_name = {e.name: e for e in rt.embeddings}
-    if isinstance(files, dict):
-        pairs = list(files.items())
-    else:
-        files = list(files)
-        if len(files) != len(rt.embeddings):
-            raise CheckpointError(f"load_sparse_weights got {len(files)} folders for {len(rt.embeddings)} embeddings")
-        pairs = [(e.name, f) for e, f in zip(rt.embeddings, files)]
-    for name, folder in pairs:
-        if name not in by_name:
-            raise CheckpointError(f"load_sparse_weights: no embedding named '{name}'; embeddings: {sorted(by_name)}")
-        emb = by_name[name]
+    for emb, folder in _pairs(model._rt(), files, "load_sparse_weights"):
         keys = _read(folder, "key", "<i8")
         vectors = _read(folder, "emb_vector", "<f4")
         vec = emb.config.embedding_vec_size
         if vectors.size != keys.size * vec:
             raise CheckpointError(f"sparse folder '{folder}': {keys.size} keys but {vectors.size} floats in emb_vector; "
-                                  f"embedding '{name}' expects {vec} floats per key")
+                                  f"embedding '{emb.name}' expects {vec} floats per key")
         slot = _read(folder, "slot_id", "<u8") if os.path.exists(os.path.join(folder, "slot_id")) else None
         emb.load(keys, vectors.reshape(keys.size, vec), slot)
+
+
+def load_sparse_optimizer_states(model, files) -> None:
+    for emb, path in _pairs(model._rt(), files, "load_sparse_optimizer_states"):
+        if not os.path.isfile(path):
+            raise CheckpointError(f"sparse optimizer-state file '{path}' does not exist")
+        raw = np.fromfile(path, dtype="<u1")
+        if raw.size < 24:
+            raise CheckpointError(f"'{path}' is {raw.size} bytes: too short for its 24-byte header")
+        n, vec, n_states = (int(v) for v in raw[:24].view("<i8"))
+        expected = 24 + 8 * n + 4 * n_states * n * vec
+        if n < 0 or vec != emb.config.embedding_vec_size or raw.size != expected:
+            raise CheckpointError(f"'{path}': header says {n} keys x {vec} x {n_states} states ({expected} bytes); "
+                                  f"the file has {raw.size} bytes and embedding '{emb.name}' has vectors of "
+                                  f"{emb.config.embedding_vec_size}")
+        keys = raw[24:24 + 8 * n].view("<i8")
+        states = raw[24 + 8 * n:].view("<f4").reshape(n_states, n, vec)
+        emb.load_optimizer_states(keys, list(states))
 
 
 def _read(folder: str, name: str, dtype: str) -> np.ndarray:

@@ -251,7 +251,20 @@ class Model:
 
         load_dense(self, dense_model_file)
 
+    def load_dense_optimizer_states(self, dense_opt_states_file: str) -> None:
+        """Load the dense optimizer states (and, from our ``.step`` side file, the iteration count)."""
+        from .checkpoint import load_dense_optimizer_states
+
+        load_dense_optimizer_states(self, dense_opt_states_file)
+
     def load_sparse_weights(self, sparse_embedding_files) -> None:
+        """Load sparse folders: a list (one per embedding, add() order) or {embedding name: folder}."""
         from .checkpoint import load_sparse
 
         load_sparse(self, sparse_embedding_files)
+
+    def load_sparse_optimizer_states(self, sparse_opt_states_files) -> None:
+        """Load ``opt_sparse`` files: a list (one per embedding) or {embedding name: file}."""
+        from .checkpoint import load_sparse_optimizer_states
+
+        load_sparse_optimizer_states(self, sparse_opt_states_files)

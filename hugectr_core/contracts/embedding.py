@@ -80,3 +80,11 @@ class Embedding:
 
     def load(self, key, emb_vector, slot_id=None) -> None:
         raise NotImplementedError
+
+    def dump_optimizer_states(self) -> list:
+        """One float32 ``[n, vec]`` host array per optimizer state, rows aligned with ``dump()["key"]``."""
+        raise NotImplementedError
+
+    def load_optimizer_states(self, key, states: list) -> None:
+        """Set the optimizer state of the rows of ``key`` (the keys must already be in the table)."""
+        raise NotImplementedError

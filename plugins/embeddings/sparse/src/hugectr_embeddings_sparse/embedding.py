@@ -199,6 +199,32 @@ class SparseEmbeddingHash(Embedding):
     def _dump_slot_id(self, n):
         return None
 
+    def dump_optimizer_states(self) -> list:
+        """Host copies of each optimizer state for the rows in use, aligned with ``dump()["key"]``."""
+        self._require_allocated()
+        n = self.table.size
+        return [to_host(s[:n]).astype(np.float32) for s in self.states]
+
+    def load_optimizer_states(self, key, states) -> None:
+        """Set the optimizer state rows of ``key`` (already in the table: load the weights first)."""
+        self._require_allocated()
+        vec = self.config.embedding_vec_size
+        if len(states) != len(self.states):
+            raise CheckpointError(f"{self._where()}: {len(states)} optimizer states in the file, the optimizer "
+                                  f"{type(self.optimizer).__name__} has {len(self.states)}")
+        for st in states:
+            if st.shape != (len(key), vec):
+                raise CheckpointError(f"{self._where()}: optimizer state of shape {st.shape}, expected "
+                                      f"({len(key)}, {vec})")
+        xp = self.xp
+        dtype = np.uint32 if self.config.key_dtype == "uint32" else np.int64
+        rows = self.table.find(xp.asarray(np.asarray(key).astype(dtype)))
+        if int((rows < 0).sum()):
+            raise CheckpointError(f"{self._where()}: {int((rows < 0).sum())} keys of the optimizer-state file are "
+                                  "not in the table; load the matching sparse weights first")
+        for full, part in zip(self.states, states):
+            full[rows] = xp.asarray(part)
+
     def _load_keys(self, key, emb_vector):
         vec = self.config.embedding_vec_size
         key, emb_vector = np.asarray(key), np.asarray(emb_vector)
