@@ -29,11 +29,11 @@ def generate_dlrm(data_dir):
         seed=SEED, label_model="learnable")).generate()
 
 
-def build_dlrm(data_dir, device="cpu"):
+def build_dlrm(data_dir, device="cpu", **solver_extra):
     c = DLRM
     solver = hugectr.CreateSolver(max_eval_batches=c["eval"] // c["batch_eval"], batchsize_eval=c["batch_eval"],
                                   batchsize=c["batch"], lr=c["lr"], vvgpu=[[0]], repeat_dataset=True, seed=SEED,
-                                  device=device)
+                                  device=device, **solver_extra)
     reader = hugectr.DataReaderParams(
         data_reader_type=hugectr.DataReaderType_t.RawAsync, source=[f"{data_dir}/train.bin"],
         eval_source=f"{data_dir}/val.bin", check_type=hugectr.Check_t.Non, num_samples=c["train"],

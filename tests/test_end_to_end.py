@@ -45,3 +45,17 @@ def test_gpu_reaches_the_cpu_auc(name, tmp_path):
     gpu, _, model = train(name, tmp_path / "gpu", "gpu")
     assert abs(gpu["AUC"] - cpu["AUC"]) <= 0.005, f"{name}: GPU {gpu['AUC']:.4f} vs CPU {cpu['AUC']:.4f}"
     assert model.runtime.xp.__name__ == "cupy"
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("flags, tolerance", [({"use_mixed_precision": True, "scaler": 1024.0}, 0.003),
+                                              ({"enable_tf32_compute": True}, 0.003)])
+def test_dlrm_mixed_precision_and_tf32_reach_the_fp32_auc(flags, tolerance, tmp_path):
+    E.generate_dlrm(str(tmp_path))
+    results = {}
+    for name, extra in (("fp32", {}), ("fast", flags)):
+        model = E.build_dlrm(str(tmp_path), "gpu", **extra)
+        model.compile()
+        results[name] = model.fit(max_iter=E.DLRM["iters"], display=0, eval_interval=E.DLRM["iters"], snapshot=0)["AUC"]
+    print(f"DLRM AUC fp32 {results['fp32']:.4f}, {flags}: {results['fast']:.4f}")
+    assert abs(results["fast"] - results["fp32"]) <= tolerance

@@ -144,3 +144,25 @@ def test_remote_filesystem_is_refused_clearly(data):
     model = build(data, data_source_params=remote)
     with pytest.raises(BackendError, match="remote filesystems"):
         model.start_data_reading()
+
+
+def test_reset_scheduler_and_freezing(data):
+    model = build(data)
+    model.reset_learning_rate_scheduler(0.5, warmup_steps=2)
+    sch = model.get_learning_rate_scheduler()
+    assert [sch.get_next(), sch.get_next(), sch.get_next()] == [0.25, 0.5, 0.5]
+    model.start_data_reading()
+    model.freeze_embedding("emb")
+    model.set_learning_rate(0.1)
+    model.train()
+    dump = model.runtime.embeddings[0].dump()
+    rows_after_first = dump["emb_vector"].copy()
+    model.train()
+    frozen = model.runtime.embeddings[0].dump()["emb_vector"][:len(rows_after_first)]
+    np.testing.assert_array_equal(frozen, rows_after_first)  # no update while frozen
+    model.unfreeze_embedding()
+    model.train()
+    moved = model.runtime.embeddings[0].dump()["emb_vector"][:len(rows_after_first)]
+    assert not np.array_equal(moved, rows_after_first)
+    with pytest.raises(hugectr.ConfigError, match="no embedding named 'missing'"):
+        model.freeze_embedding("missing")
