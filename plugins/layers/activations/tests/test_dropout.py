@@ -12,7 +12,7 @@ def dropout(rate=0.3):
 
 def test_workspace_is_a_mask_of_the_bottom_shape():
     specs = dropout().workspace_specs([(8, 3, 2)])
-    assert [(w.name, w.shape) for w in specs] == [("mask", (8, 3, 2))]
+    assert [(w.name, w.shape, w.dtype) for w in specs] == [("mask", (8, 3, 2), np.float32)]  # fp32 also under MP
     assert dropout().infer_shapes([(8, 3, 2)]) == [(8, 3, 2)]
 
 
@@ -21,13 +21,13 @@ def test_training_forward_is_inverted_dropout():
     x = np.random.default_rng(0).standard_normal((200, 50))
     res = run_layer(dropout(rate), [x], [], seed=11)
     mask, y = res["ws"]["mask"], res["tops"][0]
-    scale = 1 / (1 - rate)
-    assert set(np.unique(mask)) <= {0.0, scale}
+    scale = np.float32(1) / (np.float32(1) - np.float32(rate))  # the mask is float32
+    assert mask.dtype == np.float32 and set(np.unique(mask)) <= {0.0, scale}
     np.testing.assert_allclose(y, x * mask, rtol=1e-15)
     assert abs((mask == 0).mean() - rate) < 0.02  # 10 000 draws
     # the mask is exactly what the NumPy formula gives from the same generator draws
-    uniforms = np.random.default_rng(11).random(x.shape, dtype=np.float64)
-    np.testing.assert_array_equal(mask, np.where(uniforms >= rate, scale, 0.0))
+    uniforms = np.random.default_rng(11).random(x.shape, dtype=np.float32)
+    np.testing.assert_array_equal(mask, np.where(uniforms >= np.float32(rate), scale, np.float32(0)))
 
 
 def test_expected_value_is_preserved():
@@ -62,6 +62,16 @@ def test_gradients(shape):
     check_layer_gradients(dropout(0.5), [np.random.default_rng(6).standard_normal(shape)], seed=7)
 
 
+def test_float16_forward_and_backward():
+    x = np.random.default_rng(3).standard_normal((20, 10))
+    dy = np.random.default_rng(4).standard_normal((20, 10))
+    res = run_layer(dropout(0.25), [x.astype(np.float16)], [], top_grads=[dy.astype(np.float16)], seed=2)
+    mask = res["ws"]["mask"]
+    assert mask.dtype == np.float32 and res["tops"][0].dtype == np.float16
+    np.testing.assert_allclose(res["tops"][0], (x * mask).astype(np.float16), rtol=1e-3, atol=1e-3)
+    np.testing.assert_allclose(res["bottom_grads"][0], (dy * mask).astype(np.float16), rtol=1e-3, atol=1e-3)
+
+
 def test_float32_mask_and_output():
     x = np.ones((10, 10), dtype=np.float32)
     res = run_layer(dropout(0.25), [x], [], seed=0)
@@ -80,7 +90,7 @@ def test_json_params():
 
 
 @pytest.mark.gpu
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.float16])
 def test_gpu_layer_properties(gpu_xp, dtype):
     """CuPy draws other uniforms than NumPy, so compare by the mask the GPU itself stored."""
     cp, rate = gpu_xp, 0.3
@@ -89,10 +99,11 @@ def test_gpu_layer_properties(gpu_xp, dtype):
     dy = rng.standard_normal(x.shape).astype(dtype)
     dev = run_layer(dropout(rate), [cp.asarray(x)], [], top_grads=[cp.asarray(dy)], seed=9)
     mask = cp.asnumpy(dev["ws"]["mask"])
-    scale = dtype(1) / (dtype(1) - dtype(rate))
-    assert set(np.unique(mask)) <= {dtype(0), scale}
+    scale = np.float32(1) / (np.float32(1) - np.float32(rate))
+    assert mask.dtype == np.float32 and set(np.unique(mask)) <= {0.0, scale}
     assert abs((mask == 0).mean() - rate) < 0.02
-    np.testing.assert_allclose(cp.asnumpy(dev["tops"][0]), x * mask, rtol=1e-6)
-    np.testing.assert_allclose(cp.asnumpy(dev["bottom_grads"][0]), dy * mask, rtol=1e-6)
+    rtol = 1e-3 if dtype == np.float16 else 1e-6
+    np.testing.assert_allclose(cp.asnumpy(dev["tops"][0]), x * mask, rtol=rtol)
+    np.testing.assert_allclose(cp.asnumpy(dev["bottom_grads"][0]), dy * mask, rtol=rtol)
     ev = run_layer(dropout(rate), [cp.asarray(x)], [], training=False)
     np.testing.assert_array_equal(cp.asnumpy(ev["tops"][0]), x)

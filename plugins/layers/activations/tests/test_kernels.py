@@ -8,8 +8,9 @@ import pytest
 
 from hugectr_layers_activations import reference
 
-DTYPES = [np.float32, np.float64]
-KERNEL_NAMES = ["relu_fwd", "relu_bwd", "sigmoid_fwd", "sigmoid_bwd", "elu_fwd", "elu_bwd", "dropout_fwd", "dropout_bwd"]
+DTYPES = [np.float32, np.float64, np.float16]
+KERNEL_NAMES = ["relu_fwd", "relu_bwd", "sigmoid_fwd", "sigmoid_bwd", "elu_fwd", "elu_bwd", "dropout_fwd", "dropout_bwd",
+                "dice_stats", "dice_fwd", "dice_bwd_stats", "dice_bwd"]
 
 
 def test_kernels_cu_is_package_data():
@@ -35,8 +36,9 @@ def test_reference_formulas():
     np.testing.assert_allclose(reference.sigmoid_fwd(x, out.copy()), 1 / (1 + np.exp(-x)), rtol=1e-15)
     np.testing.assert_allclose(reference.elu_fwd(x, 1.5, out.copy()), np.where(x > 0, x, 1.5 * np.expm1(x)))
     np.testing.assert_allclose(reference.elu_bwd(dy, x, 1.5, out.copy()), np.where(x > 0, dy, dy * 1.5 * np.exp(x)))
-    mask, y = reference.dropout_fwd(x, np.array([0.1, 0.5, 0.2, 0.9, 0.25]), 0.25, out.copy(), out.copy())
-    np.testing.assert_array_equal(mask, [0.0, 4 / 3, 0.0, 4 / 3, 4 / 3])
+    rand = np.array([0.1, 0.5, 0.2, 0.9, 0.25], np.float32)
+    mask, y = reference.dropout_fwd(x, rand, 0.25, np.empty(5, np.float32), out.copy())
+    np.testing.assert_array_equal(mask, np.array([0.0, 4 / 3, 0.0, 4 / 3, 4 / 3], np.float32))
     np.testing.assert_array_equal(y, x * mask)
     np.testing.assert_array_equal(reference.dropout_bwd(dy, mask, out.copy()), dy * mask)
 
@@ -46,7 +48,9 @@ def _random(shape, dtype, seed, scale=3.0):
 
 
 def _tol(dtype):
-    return {"rtol": 1e-6, "atol": 1e-7} if dtype == np.float32 else {"rtol": 1e-14, "atol": 1e-15}
+    """fp16: both twins compute in float32 and round once; one fp16 ulp apart at most."""
+    return {np.float32: {"rtol": 1e-6, "atol": 1e-7}, np.float64: {"rtol": 1e-14, "atol": 1e-15},
+            np.float16: {"rtol": 2e-3, "atol": 2e-3}}[np.dtype(dtype).type]
 
 
 SHAPES = [(1,), (1000, 37), (3, 5, 129)]
@@ -100,8 +104,9 @@ def test_twin_dropout(gpu_xp, dtype, shape, rate):
     from hugectr_layers_activations import kernels
 
     x, dy = _random(shape, dtype, 5), _random(shape, dtype, 6)
-    rand = np.random.default_rng(7).random(shape).astype(dtype)
-    assert_twins(reference.dropout_fwd, kernels.dropout_fwd, x, rand, rate, np.zeros_like(x), np.zeros_like(x),
-                 rtol=0, atol=0)
-    mask = reference.dropout_fwd(x, rand, rate, np.zeros_like(x), np.zeros_like(x))[0]
-    assert_twins(reference.dropout_bwd, kernels.dropout_bwd, dy, mask, np.zeros_like(dy), rtol=0, atol=0)
+    rand = np.random.default_rng(7).random(shape, dtype=np.float32)
+    mask0 = np.zeros(shape, np.float32)
+    exact = {"rtol": 0, "atol": 0} if dtype != np.float16 else _tol(dtype)
+    assert_twins(reference.dropout_fwd, kernels.dropout_fwd, x, rand, rate, mask0, np.zeros_like(x), **exact)
+    mask = reference.dropout_fwd(x, rand, rate, mask0.copy(), np.zeros_like(x))[0]
+    assert_twins(reference.dropout_bwd, kernels.dropout_bwd, dy, mask, np.zeros_like(dy), **exact)

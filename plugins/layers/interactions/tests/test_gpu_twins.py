@@ -6,11 +6,13 @@ from hugectr_core.testing import assert_twins, init_params, make_layer, run_laye
 from hugectr_layers_interactions import kernels, reference
 
 pytestmark = pytest.mark.gpu
-DTYPES = [np.float32, np.float64]
+DTYPES = [np.float32, np.float64, np.float16]
 
 
 def tol(dtype):
-    return {"rtol": 1e-4, "atol": 1e-4} if dtype == np.float32 else {"rtol": 1e-11, "atol": 1e-11}
+    """fp16: both twins compute in float32 and round once to fp16 (order of sums differs)."""
+    return {np.float32: {"rtol": 1e-4, "atol": 1e-4}, np.float64: {"rtol": 1e-11, "atol": 1e-11},
+            np.float16: {"rtol": 1e-2, "atol": 2e-2}}[np.dtype(dtype).type]
 
 
 def returning(fn, n_out):
@@ -66,6 +68,10 @@ LAYER_CASES = [
     ("Interaction", {}, [(16, 8), (16, 5, 8)]),
     ("MultiCross", {"num_layers": 3}, [(16, 20)]),
     ("MultiCross", {"num_layers": 2, "projection_dim": 4}, [(16, 20)]),
+    ("FmOrder2", {"out_dim": 4}, [(16, 20)]),
+    ("WeightMultiply", {"weight_dims": [5, 3]}, [(16, 5)]),
+    ("MatrixMultiply", {}, [(16, 3, 4), (16, 4, 2)]),
+    ("MatrixMultiply", {}, [(16, 4), (4, 2, 3)]),
 ]
 
 
@@ -82,4 +88,37 @@ def test_layer_gpu_matches_numpy(gpu_xp, dtype, type_name, args, shapes):
                     top_grads=[gpu_xp.asarray(g) for g in top_grads])
     for key in ("tops", "bottom_grads", "param_grads"):
         for h, d in zip(host[key], dev[key]):
-            np.testing.assert_allclose(gpu_xp.asnumpy(d), h, err_msg=key, **tol(dtype))
+            scale = max(1.0, float(np.abs(h.astype(np.float64)).max())) if dtype == np.float16 else 1.0
+            t = tol(dtype)
+            np.testing.assert_allclose(gpu_xp.asnumpy(d).astype(np.float64), h.astype(np.float64), err_msg=key,
+                                       rtol=t["rtol"], atol=t["atol"] * scale)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("batch,slots,d", [(37, 5, 8), (3, 1, 130)])
+def test_fm_order2_twins(dtype, batch, slots, d):
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((batch, slots, d)).astype(dtype)
+    g = rng.standard_normal((batch, d)).astype(dtype)
+    assert_twins(returning(reference.fm_order2_fwd, 1), returning(kernels.fm_order2_fwd, 1),
+                 x, np.full((batch, d), np.nan, dtype), **tol(dtype))
+    assert_twins(returning(reference.fm_order2_bwd, 1), returning(kernels.fm_order2_bwd, 1),
+                 x, g, np.full_like(x, np.nan), **tol(dtype))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("batch,slots,d", [(64, 7, 3), (5, 1, 40)])
+def test_weight_multiply_twins(dtype, batch, slots, d):
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((batch, slots)).astype(dtype)
+    w = rng.standard_normal((slots, d)).astype(dtype)
+    g = rng.standard_normal((batch, slots * d)).astype(dtype)
+    t = dict(tol(dtype))
+    if dtype == np.float16:
+        t["atol"] = 0.1  # grad_W sums the batch: magnitudes up to ~sqrt(batch)·4
+    assert_twins(returning(reference.weight_multiply_fwd, 1), returning(kernels.weight_multiply_fwd, 1),
+                 x, w, np.full((batch, slots * d), np.nan, dtype), **t)
+    assert_twins(returning(reference.weight_multiply_bwd_x, 1), returning(kernels.weight_multiply_bwd_x, 1),
+                 w, g, np.full_like(x, np.nan), **t)
+    assert_twins(returning(reference.weight_multiply_bwd_w, 1), returning(kernels.weight_multiply_bwd_w, 1),
+                 x, g, np.full_like(w, np.nan), **t)

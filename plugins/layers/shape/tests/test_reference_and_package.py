@@ -10,8 +10,11 @@ def test_kernels_cu_is_package_data():
     cu = importlib.resources.files("hugectr_layers_shape").joinpath("kernels.cu")
     assert cu.is_file()
     text = cu.read_text()
-    for name in ("concat_fwd", "concat_bwd", "slice_fwd", "slice_bwd"):
+    for name in ("concat_fwd", "concat_bwd", "slice_fwd", "slice_bwd", "select_fwd", "select_bwd", "scale_fwd",
+                 "scale_bwd", "fused_reshape_concat_fwd", "fused_reshape_concat_bwd"):
         assert f"__global__ void {name}(" in text
+        assert hasattr(reference, name)
+    assert "HCTR_GRID_STRIDE_LOOP" in text and "acc_t<T>" in text
 
 
 def test_reference_concat_and_slice_match_loops():

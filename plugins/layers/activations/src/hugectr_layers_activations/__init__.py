@@ -1,4 +1,4 @@
-"""hugectr-layers-activations: HugeCTR's ReLU, Sigmoid, ELU and Dropout layers for hugectr-core.
+"""hugectr-layers-activations: HugeCTR's ReLU, Sigmoid, ELU, PReLU_Dice and Dropout layers for hugectr-core.
 
 Importing this package touches no GPU and does not import CuPy.
 
@@ -8,6 +8,6 @@ Example:
     [(8, 3, 2)]
 """
 from .dropout import Dropout
-from .layers import ELU, ReLU, Sigmoid
+from .layers import ELU, PReLU_Dice, ReLU, Sigmoid
 
-__all__ = ["ELU", "Dropout", "ReLU", "Sigmoid"]
+__all__ = ["ELU", "Dropout", "PReLU_Dice", "ReLU", "Sigmoid"]

@@ -15,7 +15,8 @@ class Dropout(ElementwiseLayer):
     """Training: ``y = x * mask`` with ``mask = 1/(1-p)`` where a uniform draw is ``>= p``, else 0.
 
     The uniforms come from the step's generator (``ctx.rng``); the mask is kept in the workspace
-    buffer ``mask`` (the bottom's shape) for backward, ``dx = dy * mask``. Evaluation copies ``x``.
+    buffer ``mask`` (the bottom's shape, always float32 so that uniforms can be drawn into it under
+    mixed precision too) for backward, ``dx = dy * mask``. Evaluation copies ``x``.
 
     Example:
         >>> import numpy as np
@@ -34,7 +35,7 @@ class Dropout(ElementwiseLayer):
         self.rate = float(rate)
 
     def workspace_specs(self, bottom_shapes):
-        return [WorkspaceSpec("mask", tuple(bottom_shapes[0]))]
+        return [WorkspaceSpec("mask", tuple(bottom_shapes[0]), dtype=np.float32)]
 
     def json_params(self) -> dict:
         return {"rate": self.rate}
@@ -44,8 +45,8 @@ class Dropout(ElementwiseLayer):
         its twin) read each uniform before overwriting it with the mask value."""
         if ctx.rng is None:
             raise self.error("training needs a random generator in the step context (ctx.rng)")
-        if mask.dtype not in (np.float32, np.float64):
-            raise self.error(f"dropout needs a float32/float64 mask, got {mask.dtype}")
+        if mask.dtype != np.float32:
+            raise self.error(f"dropout needs a float32 mask workspace, got {mask.dtype}")
         ctx.rng.random(mask.shape, dtype=mask.dtype, out=mask)
         return mask
 

@@ -2,6 +2,9 @@
 //
 // Axis letters: b batch, f embedding vectors (F of them), d vector width, o Interaction output
 // width (d + F(F+1)/2 + 1), n MultiCross width. "_1n" is a (1, n) row, "_b1" a (B, 1) column.
+// FmOrder2: s slots (S), d vector width (D). WeightMultiply: s input columns (S), d weight columns (D).
+// The core prelude is prepended: every kernel is a template instantiated for float, double and
+// __half; it loads T, computes in acc_t<T> (float for __half) and stores T.
 // All arrays are C-contiguous row-major. No atomics anywhere: every output element has exactly
 // one writer, so every kernel is deterministic.
 //
@@ -15,6 +18,9 @@
 // * multicross_fwd_layer / multicross_bwd_layer: one block per sample row (grid-stride over rows),
 //   blockDim.x MUST be MC_BLOCK (256): a block-wide tree reduction in shared memory computes the
 //   row dot product, then the block writes the row.
+// * fm_order2_fwd / fm_order2_bwd: 1-D grid-stride loops, one logical thread per (b, d) pair.
+// * weight_multiply_fwd: one thread per output element (B*S*D); weight_multiply_bwd_x: one per
+//   (b, s) (a loop over d); weight_multiply_bwd_w: one per (s, d) (a loop over the batch).
 
 #define MC_BLOCK 256
 
@@ -29,13 +35,11 @@ __global__ void interaction_fwd(const T* __restrict__ mlp_bd, const T* __restric
                                 T* __restrict__ out_bo, long long batch, int F, int d) {
   const long long pairs = (long long)F * (F + 1) / 2;
   const long long width = d + pairs + 1;
-  const long long total = batch * width;
-  for (long long idx = blockIdx.x * (long long)blockDim.x + threadIdx.x; idx < total;
-       idx += (long long)blockDim.x * gridDim.x) {
+  HCTR_GRID_STRIDE_LOOP(idx, batch * width) {
     const long long b = idx / width, col = idx - b * width;
-    T value = T(0);
+    acc_t<T> value = acc_t<T>(0);
     if (col < d) {
-      value = mlp_bd[b * d + col];
+      value = hctr_load(mlp_bd, b * d + col);
     } else if (col < d + pairs) {
       const long long p = col - d;
       int i = 1;
@@ -43,9 +47,9 @@ __global__ void interaction_fwd(const T* __restrict__ mlp_bd, const T* __restric
       const int j = (int)(p - (long long)i * (i - 1) / 2);
       const T* ti = t_vector(mlp_bd, emb_bfd, b, i, F, d);
       const T* tj = t_vector(mlp_bd, emb_bfd, b, j, F, d);
-      for (int e = 0; e < d; ++e) value += ti[e] * tj[e];
+      for (int e = 0; e < d; ++e) value += hctr_load(ti, e) * hctr_load(tj, e);
     }  // else: the trailing zero pad
-    out_bo[idx] = value;
+    hctr_store(out_bo, idx, value);
   }
 }
 
@@ -55,36 +59,34 @@ __global__ void interaction_bwd(const T* __restrict__ mlp_bd, const T* __restric
                                 T* __restrict__ grad_emb_bfd, long long batch, int F, int d) {
   const long long width = d + (long long)F * (F + 1) / 2 + 1;
   const long long per_sample = (long long)(F + 1) * d;
-  const long long total = batch * per_sample;
-  for (long long idx = blockIdx.x * (long long)blockDim.x + threadIdx.x; idx < total;
-       idx += (long long)blockDim.x * gridDim.x) {
+  HCTR_GRID_STRIDE_LOOP(idx, batch * per_sample) {
     const long long b = idx / per_sample, rem = idx - b * per_sample;
     const int v = (int)(rem / d), e = (int)(rem - (long long)v * d);
     const T* g = grad_out_bo + b * width;
-    T acc = T(0);
+    acc_t<T> acc = acc_t<T>(0);
     for (int m = 0; m <= F; ++m) {
       if (m == v) continue;
       const int hi = m > v ? m : v, lo = m > v ? v : m;
-      acc += g[d + (long long)hi * (hi - 1) / 2 + lo] * t_vector(mlp_bd, emb_bfd, b, m, F, d)[e];
+      acc += hctr_load(g, d + (long long)hi * (hi - 1) / 2 + lo) * hctr_load(t_vector(mlp_bd, emb_bfd, b, m, F, d), e);
     }
     if (v == 0) {
-      grad_mlp_bd[b * d + e] = acc + g[e];
+      hctr_store(grad_mlp_bd, b * d + e, acc + hctr_load(g, e));
     } else {
-      grad_emb_bfd[(b * F + (v - 1)) * (long long)d + e] = acc;
+      hctr_store(grad_emb_bfd, (b * F + (v - 1)) * (long long)d + e, acc);
     }
   }
 }
 
 // Sum of `value` over the block; every thread gets the result. blockDim.x == MC_BLOCK.
-template <typename T>
-__device__ T block_sum(T value, T* buffer) {
+template <typename A>
+__device__ A block_sum(A value, A* buffer) {
   buffer[threadIdx.x] = value;
   __syncthreads();
   for (int stride = MC_BLOCK / 2; stride > 0; stride >>= 1) {
     if (threadIdx.x < stride) buffer[threadIdx.x] += buffer[threadIdx.x + stride];
     __syncthreads();
   }
-  const T total = buffer[0];
+  const A total = buffer[0];
   __syncthreads();  // buffer is reused by the next row
   return total;
 }
@@ -93,15 +95,16 @@ template <typename T>
 __global__ void multicross_fwd_layer(const T* __restrict__ x0_bn, const T* __restrict__ xl_bn,
                                      const T* __restrict__ w_1n, const T* __restrict__ bias_1n,
                                      T* __restrict__ out_bn, T* __restrict__ dot_b1, long long batch, int n) {
-  __shared__ T buffer[MC_BLOCK];
+  __shared__ acc_t<T> buffer[MC_BLOCK];
   for (long long row = blockIdx.x; row < batch; row += gridDim.x) {  // uniform per block
     const T* x0 = x0_bn + row * n;
     const T* xl = xl_bn + row * n;
-    T part = T(0);
-    for (int j = threadIdx.x; j < n; j += blockDim.x) part += xl[j] * w_1n[j];
-    const T dot = block_sum(part, buffer);
-    if (threadIdx.x == 0) dot_b1[row] = dot;
-    for (int j = threadIdx.x; j < n; j += blockDim.x) out_bn[row * n + j] = x0[j] * dot + bias_1n[j] + xl[j];
+    acc_t<T> part = acc_t<T>(0);
+    for (int j = threadIdx.x; j < n; j += blockDim.x) part += hctr_load(xl, j) * hctr_load(w_1n, j);
+    const acc_t<T> dot = block_sum(part, buffer);
+    if (threadIdx.x == 0) hctr_store(dot_b1, row, dot);
+    for (int j = threadIdx.x; j < n; j += blockDim.x)
+      hctr_store(out_bn, row * n + j, hctr_load(x0, j) * dot + hctr_load(bias_1n, j) + hctr_load(xl, j));
   }
 }
 
@@ -110,18 +113,19 @@ __global__ void multicross_bwd_layer(const T* __restrict__ x0_bn, const T* __res
                                      const T* __restrict__ dot_b1, const T* __restrict__ grad_out_bn,
                                      T* __restrict__ grad_x0_bn, T* __restrict__ grad_xl_bn,
                                      T* __restrict__ ddot_b1, long long batch, int n) {
-  __shared__ T buffer[MC_BLOCK];
+  __shared__ acc_t<T> buffer[MC_BLOCK];
   for (long long row = blockIdx.x; row < batch; row += gridDim.x) {
     const T* x0 = x0_bn + row * n;
     const T* g = grad_out_bn + row * n;
-    T part = T(0);
-    for (int j = threadIdx.x; j < n; j += blockDim.x) part += g[j] * x0[j];
-    const T ddot = block_sum(part, buffer);
-    if (threadIdx.x == 0) ddot_b1[row] = ddot;
-    const T dot = dot_b1[row];
+    acc_t<T> part = acc_t<T>(0);
+    for (int j = threadIdx.x; j < n; j += blockDim.x) part += hctr_load(g, j) * hctr_load(x0, j);
+    const acc_t<T> ddot = block_sum(part, buffer);
+    if (threadIdx.x == 0) hctr_store(ddot_b1, row, ddot);
+    const acc_t<T> dot = hctr_load(dot_b1, row);
     for (int j = threadIdx.x; j < n; j += blockDim.x) {
-      grad_x0_bn[row * n + j] += g[j] * dot;  // accumulates the x0 term of every cross layer
-      grad_xl_bn[row * n + j] = g[j] + ddot * w_1n[j];
+      const long long k = row * n + j;  // grad_x0 accumulates the x0 term of every cross layer
+      hctr_store(grad_x0_bn, k, hctr_load(grad_x0_bn, k) + hctr_load(g, j) * dot);
+      hctr_store(grad_xl_bn, k, hctr_load(g, j) + ddot * hctr_load(w_1n, j));
     }
   }
 }
@@ -130,11 +134,10 @@ __global__ void multicross_bwd_layer(const T* __restrict__ x0_bn, const T* __res
 template <typename T>
 __global__ void multicross_v2_fwd_elem(const T* x0_bn, const T* xl_bn, const T* bias_1n, const T* h_bn,
                                        T* out_bn, long long batch, int n) {
-  const long long total = batch * n;
-  for (long long idx = blockIdx.x * (long long)blockDim.x + threadIdx.x; idx < total;
-       idx += (long long)blockDim.x * gridDim.x) {
+  HCTR_GRID_STRIDE_LOOP(idx, batch * n) {
     const int j = (int)(idx % n);
-    out_bn[idx] = x0_bn[idx] * (h_bn[idx] + bias_1n[j]) + xl_bn[idx];
+    hctr_store(out_bn, idx, hctr_load(x0_bn, idx) * (hctr_load(h_bn, idx) + hctr_load(bias_1n, j)) +
+                                hctr_load(xl_bn, idx));
   }
 }
 
@@ -142,12 +145,76 @@ template <typename T>
 __global__ void multicross_v2_bwd_elem(const T* __restrict__ x0_bn, const T* __restrict__ bias_1n,
                                        const T* __restrict__ h_bn, const T* __restrict__ grad_out_bn,
                                        T* __restrict__ grad_x0_bn, T* __restrict__ dh_bn, long long batch, int n) {
-  const long long total = batch * n;
-  for (long long idx = blockIdx.x * (long long)blockDim.x + threadIdx.x; idx < total;
-       idx += (long long)blockDim.x * gridDim.x) {
+  HCTR_GRID_STRIDE_LOOP(idx, batch * n) {
     const int j = (int)(idx % n);
-    const T g = grad_out_bn[idx];
-    dh_bn[idx] = g * x0_bn[idx];
-    grad_x0_bn[idx] += g * (h_bn[idx] + bias_1n[j]);
+    const acc_t<T> g = hctr_load(grad_out_bn, idx);
+    hctr_store(dh_bn, idx, g * hctr_load(x0_bn, idx));
+    hctr_store(grad_x0_bn, idx, hctr_load(grad_x0_bn, idx) + g * (hctr_load(h_bn, idx) + hctr_load(bias_1n, j)));
+  }
+}
+
+// FmOrder2: out[b, d] = 0.5 * ((sum_s v[b,s,d])^2 - sum_s v[b,s,d]^2); one thread per (b, d).
+template <typename T>
+__global__ void fm_order2_fwd(const T* __restrict__ in_bsd, T* __restrict__ out_bd, long long batch, int S, int D) {
+  HCTR_GRID_STRIDE_LOOP(idx, batch * D) {
+    const long long b = idx / D, d = idx - b * D;
+    acc_t<T> sum = acc_t<T>(0), sum_sq = acc_t<T>(0);
+    for (int s = 0; s < S; ++s) {
+      const acc_t<T> v = hctr_load(in_bsd, (b * S + s) * D + d);
+      sum += v;
+      sum_sq += v * v;
+    }
+    hctr_store(out_bd, idx, acc_t<T>(0.5) * (sum * sum - sum_sq));
+  }
+}
+
+// grad_in[b, s, d] = grad_out[b, d] * (sum_s' v[b,s',d] - v[b,s,d]); one thread per (b, d).
+template <typename T>
+__global__ void fm_order2_bwd(const T* __restrict__ in_bsd, const T* __restrict__ grad_out_bd,
+                              T* __restrict__ grad_in_bsd, long long batch, int S, int D) {
+  HCTR_GRID_STRIDE_LOOP(idx, batch * D) {
+    const long long b = idx / D, d = idx - b * D;
+    acc_t<T> sum = acc_t<T>(0);
+    for (int s = 0; s < S; ++s) sum += hctr_load(in_bsd, (b * S + s) * D + d);
+    const acc_t<T> g = hctr_load(grad_out_bd, idx);
+    for (int s = 0; s < S; ++s) {
+      const long long k = (b * S + s) * D + d;
+      hctr_store(grad_in_bsd, k, g * (sum - hctr_load(in_bsd, k)));
+    }
+  }
+}
+
+// WeightMultiply: out[b, s*D + d] = x[b, s] * W[s, d]; one thread per output element.
+template <typename T>
+__global__ void weight_multiply_fwd(const T* __restrict__ x_bs, const T* __restrict__ w_sd, T* __restrict__ out_bn,
+                                    long long batch, int S, int D) {
+  HCTR_GRID_STRIDE_LOOP(idx, batch * S * D) {
+    const long long b = idx / ((long long)S * D), sd = idx - b * S * D;
+    hctr_store(out_bn, idx, hctr_load(x_bs, b * S + sd / D) * hctr_load(w_sd, sd));
+  }
+}
+
+// grad_x[b, s] = sum_d grad_out[b, s*D + d] * W[s, d]; one thread per (b, s).
+template <typename T>
+__global__ void weight_multiply_bwd_x(const T* __restrict__ w_sd, const T* __restrict__ grad_out_bn,
+                                      T* __restrict__ grad_x_bs, long long batch, int S, int D) {
+  HCTR_GRID_STRIDE_LOOP(idx, batch * S) {
+    const long long s = idx % S;
+    acc_t<T> acc = acc_t<T>(0);
+    for (int d = 0; d < D; ++d) acc += hctr_load(grad_out_bn, idx * D + d) * hctr_load(w_sd, s * D + d);
+    hctr_store(grad_x_bs, idx, acc);
+  }
+}
+
+// grad_W[s, d] = sum_b grad_out[b, s*D + d] * x[b, s]; one thread per (s, d), looping the batch.
+template <typename T>
+__global__ void weight_multiply_bwd_w(const T* __restrict__ x_bs, const T* __restrict__ grad_out_bn,
+                                      T* __restrict__ grad_w_sd, long long batch, int S, int D) {
+  HCTR_GRID_STRIDE_LOOP(idx, (long long)S * D) {
+    const long long s = idx / D;
+    acc_t<T> acc = acc_t<T>(0);
+    for (long long b = 0; b < batch; ++b)
+      acc += hctr_load(grad_out_bn, b * S * D + idx) * hctr_load(x_bs, b * S + s);
+    hctr_store(grad_w_sd, idx, acc);
   }
 }

@@ -10,8 +10,10 @@ from hugectr_core.errors import BackendError
 from hugectr_core.kernels import KernelModule
 
 _NAMES = ("interaction_fwd", "interaction_bwd", "multicross_fwd_layer", "multicross_bwd_layer",
-          "multicross_v2_fwd_elem", "multicross_v2_bwd_elem")
-KERNELS = KernelModule("hugectr_layers_interactions", [f"{n}<{t}>" for n in _NAMES for t in ("float", "double")])
+          "multicross_v2_fwd_elem", "multicross_v2_bwd_elem", "fm_order2_fwd", "fm_order2_bwd",
+          "weight_multiply_fwd", "weight_multiply_bwd_x", "weight_multiply_bwd_w")
+KERNELS = KernelModule("hugectr_layers_interactions",
+                       [f"{n}<{t}>" for n in _NAMES for t in ("float", "double", "__half")])
 MC_BLOCK = 256  # must match kernels.cu
 
 
@@ -82,3 +84,43 @@ def multicross_v2_bwd_elem(x0_bn, bias_1n, h_bn, grad_out_bn, grad_x0_bn, dh_bn)
     batch, n = x0_bn.shape
     KERNELS.launch("multicross_v2_bwd_elem", x0_bn.dtype, batch * n,
                    (x0_bn, bias_1n, h_bn, grad_out_bn, grad_x0_bn, dh_bn, np.int64(batch), np.int32(n)))
+
+
+def fm_order2_fwd(in_bsd, out_bd) -> None:
+    (in_bsd,) = _inputs(in_bsd)
+    _outputs(out_bd)
+    batch, slots, d = in_bsd.shape
+    KERNELS.launch("fm_order2_fwd", in_bsd.dtype, batch * d,
+                   (in_bsd, out_bd, np.int64(batch), np.int32(slots), np.int32(d)))
+
+
+def fm_order2_bwd(in_bsd, grad_out_bd, grad_in_bsd) -> None:
+    in_bsd, grad_out_bd = _inputs(in_bsd, grad_out_bd)
+    _outputs(grad_in_bsd)
+    batch, slots, d = in_bsd.shape
+    KERNELS.launch("fm_order2_bwd", in_bsd.dtype, batch * d,
+                   (in_bsd, grad_out_bd, grad_in_bsd, np.int64(batch), np.int32(slots), np.int32(d)))
+
+
+def weight_multiply_fwd(x_bs, w_sd, out_bn) -> None:
+    x_bs, w_sd = _inputs(x_bs, w_sd)
+    _outputs(out_bn)
+    (batch, slots), d = x_bs.shape, w_sd.shape[1]
+    KERNELS.launch("weight_multiply_fwd", x_bs.dtype, out_bn.size,
+                   (x_bs, w_sd, out_bn, np.int64(batch), np.int32(slots), np.int32(d)))
+
+
+def weight_multiply_bwd_x(w_sd, grad_out_bn, grad_x_bs) -> None:
+    w_sd, grad_out_bn = _inputs(w_sd, grad_out_bn)
+    _outputs(grad_x_bs)
+    (batch, slots), d = grad_x_bs.shape, w_sd.shape[1]
+    KERNELS.launch("weight_multiply_bwd_x", w_sd.dtype, grad_x_bs.size,
+                   (w_sd, grad_out_bn, grad_x_bs, np.int64(batch), np.int32(slots), np.int32(d)))
+
+
+def weight_multiply_bwd_w(x_bs, grad_out_bn, grad_w_sd) -> None:
+    x_bs, grad_out_bn = _inputs(x_bs, grad_out_bn)
+    _outputs(grad_w_sd)
+    (batch, slots), d = x_bs.shape, grad_w_sd.shape[1]
+    KERNELS.launch("weight_multiply_bwd_w", x_bs.dtype, grad_w_sd.size,
+                   (x_bs, grad_out_bn, grad_w_sd, np.int64(batch), np.int32(slots), np.int32(d)))
