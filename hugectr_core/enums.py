@@ -18,27 +18,32 @@ from .errors import PluginError
 from .plugins import registry
 
 
-def _enum(name: str, members: str) -> type[Enum]:
-    return Enum(name, {m: m for m in members.split()}, type=str)
+def _enum(name: str, members: str, doc: str = "") -> type[Enum]:
+    enum = Enum(name, {m: m for m in members.split()}, type=str)
+    first = members.split()[0]
+    enum.__doc__ = (f"{doc or 'HugeCTR enum'}: {', '.join(members.split())}.\n\n"
+                    f"Members are strings equal to their names (the graph JSON spelling).\n\n"
+                    f"Example:\n    >>> import hugectr\n    >>> hugectr.{name}.{first}.value\n    '{first}'\n")
+    return enum
 
 
-MetricsType = _enum("MetricsType", "AUC AverageLoss HitRate NDCG SMAPE")
-AllReduceAlgo = _enum("AllReduceAlgo", "OneShot NCCL")
-Tensor_t = _enum("Tensor_t", "Train Evaluate")
-Initializer_t = _enum("Initializer_t", "Default Uniform XavierNorm XavierUniform Zero")
-Activation_t = _enum("Activation_t", "Relu Non")
-Regularizer_t = _enum("Regularizer_t", "L1 L2")
-FcPosition_t = _enum("FcPosition_t", "Non Head Body Tail Isolated")
-Check_t = _enum("Check_t", "Sum Non")
-Distribution_t = _enum("Distribution_t", "Uniform PowerLaw")
-PowerLaw_t = _enum("PowerLaw_t", "Long Medium Short Specific")
-Alignment_t = _enum("Alignment_t", "Auto Non")
-Update_t = _enum("Update_t", "Local Global LazyGlobal")
-LrPolicy_t = _enum("LrPolicy_t", "fixed")
-DeviceLayout = _enum("DeviceLayout", "LocalFirst DataParallel")
-CommunicationType = _enum("CommunicationType", "IB_NVLink IB_NVLink_Hier NVLink_SingleNode")
-HybridEmbeddingType = _enum("HybridEmbeddingType", "Distributed")
-GroupLayer_t = _enum("GroupLayer_t", "GroupFusedInnerProduct")
+MetricsType = _enum("MetricsType", "AUC AverageLoss HitRate NDCG SMAPE", "Evaluation metrics for CreateSolver(metrics_spec=...)")
+AllReduceAlgo = _enum("AllReduceAlgo", "OneShot NCCL", "All-reduce algorithm for CreateSolver(all_reduce_algo=...)")
+Tensor_t = _enum("Tensor_t", "Train Evaluate", "Which network check_out_tensor reads")
+Initializer_t = _enum("Initializer_t", "Default Uniform XavierNorm XavierUniform Zero", "Weight initialisers of DenseLayer(weight_init_type=..., bias_init_type=...)")
+Activation_t = _enum("Activation_t", "Relu Non", "Activation of fused layers (FusedInnerProduct, MLP)")
+Regularizer_t = _enum("Regularizer_t", "L1 L2", "Regularizer of CreateSolver/Model (L1 or L2)")
+FcPosition_t = _enum("FcPosition_t", "Non Head Body Tail Isolated", "Position of a FusedInnerProduct in a fused chain")
+Check_t = _enum("Check_t", "Sum Non", "Data reader checksum mode")
+Distribution_t = _enum("Distribution_t", "Uniform PowerLaw", "Key distribution of DataGeneratorParams")
+PowerLaw_t = _enum("PowerLaw_t", "Long Medium Short Specific", "Power-law preset of DataGeneratorParams (alpha 0.9 / 1.1 / 1.3 or Specific)")
+Alignment_t = _enum("Alignment_t", "Auto Non", "Hybrid embedding alignment")
+Update_t = _enum("Update_t", "Local Global LazyGlobal", "Embedding update type of CreateOptimizer")
+LrPolicy_t = _enum("LrPolicy_t", "fixed", "Learning-rate policy of CreateSolver")
+DeviceLayout = _enum("DeviceLayout", "LocalFirst DataParallel", "Device layout of CreateSolver")
+CommunicationType = _enum("CommunicationType", "IB_NVLink IB_NVLink_Hier NVLink_SingleNode", "Hybrid embedding communication type")
+HybridEmbeddingType = _enum("HybridEmbeddingType", "Distributed", "Hybrid embedding type")
+GroupLayer_t = _enum("GroupLayer_t", "GroupFusedInnerProduct", "Grouped layer type")
 
 
 class TypeName(str):
@@ -64,12 +69,22 @@ class TypeName(str):
 
 
 class RegistryView:
-    """``Layer_t``-style namespace whose members are the names installed in one registry."""
+    """``Layer_t``-style namespace whose members are the names installed in one registry.
+
+    Example:
+        >>> import hugectr
+        >>> hugectr.Layer_t.InnerProduct == "InnerProduct"
+        True
+    """
 
     def __init__(self, enum_name: str, kind: str, builtins: tuple = ()):
         self._enum_name = enum_name
         self._kind = kind
         self._builtins = builtins
+        self.__doc__ = (f"{enum_name}: every {kind[:-1]} type installed (entry-point group hugectr.{kind}); "
+                        f"a new plugin package adds {enum_name}.<Name>. Members are str subclasses equal to the "
+                        f"HugeCTR type name.\n\nExample:\n    >>> import hugectr\n"
+                        f"    >>> sorted(hugectr.{enum_name}) == sorted(map(str, hugectr.{enum_name}))\n    True\n")
 
     def _names(self) -> list[str]:
         return sorted(set(registry(self._kind).names()) | set(self._builtins))

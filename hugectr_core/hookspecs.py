@@ -36,3 +36,13 @@ def hugectr_log(model, message):
 @hookspec
 def hugectr_fit_end(model, iteration):
     """``fit`` ended after ``iteration`` steps."""
+
+
+@hookspec
+def hugectr_eval_start(model, iteration, batches):
+    """An evaluation of ``batches`` batches begins after training iteration ``iteration``."""
+
+
+@hookspec
+def hugectr_eval_batch_end(model, batch):
+    """Evaluation batch number ``batch`` (1-based) finished."""

@@ -118,6 +118,13 @@ class SparseEmbedding:
 
 @dataclass
 class DenseLayerComputeConfig:
+    """HugeCTR's per-layer compute switches (accepted; the eager step computes the same result without them).
+
+    Example:
+        >>> DenseLayerComputeConfig(async_wgrad=True).fuse_wb
+        False
+    """
+
     async_wgrad: bool = False
     fuse_wb: bool = False
 

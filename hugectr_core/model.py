@@ -211,17 +211,29 @@ class Model:
             emb.frozen = False
 
     # -- high level ----------------------------------------------------------------------------
-    def fit(self, num_epochs=0, max_iter=2000, display=200, eval_interval=1000, snapshot=10000, snapshot_prefix=""):
-        """Train in iteration mode (repeat_dataset=True, ``max_iter``) or epoch mode (``num_epochs``)."""
+    def fit(self, num_epochs=0, max_iter=2000, display=200, eval_interval=1000, snapshot=10000, snapshot_prefix="",
+            metrics_log=None):
+        """Train in iteration mode (repeat_dataset=True, ``max_iter``) or epoch mode (``num_epochs``).
+
+        ``metrics_log`` (ours): a path to write JSON lines of loss, lr, metrics and samples/s to
+        (``hugectr plot`` draws them); the environment variable ``HUGECTR_METRICS_LOG`` does the same.
+        Returns the metrics of the last evaluation.
+        """
         from .fit import run_fit
 
+        if metrics_log is not None:
+            self.metrics_log_path = metrics_log
         return run_fit(self, num_epochs, max_iter, display, eval_interval, snapshot, snapshot_prefix)
 
     def evaluate(self, max_batches=None) -> dict:
         """Run ``max_eval_batches`` evaluation batches and return the metrics as a dict."""
-        for _ in range(max_batches or self.solver.max_eval_batches):
+        batches = max_batches or self.solver.max_eval_batches
+        hook = plugin_manager().hook
+        hook.hugectr_eval_start(model=self, iteration=self.runtime.step if self.runtime else 0, batches=batches)
+        for k in range(batches):
             if not self.eval():
                 break
+            hook.hugectr_eval_batch_end(model=self, batch=k + 1)
         return dict(self.get_eval_metrics())
 
     # -- graph JSON ----------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 
 from .enums import Alignment_t, Check_t, CommunicationType, HybridEmbeddingType, Update_t, type_string
 from .errors import ConfigError
+from .solver import document_keywords
 
 
 @dataclass
@@ -132,7 +133,12 @@ class DataReaderParams:
 
 @dataclass
 class OptParamsPy:
-    """What ``CreateOptimizer`` returns (formats.md 1.3); the learning rate comes from the Solver."""
+    """What ``CreateOptimizer`` returns (formats.md 1.3); the learning rate comes from the Solver.
+
+    Example:
+        >>> OptParamsPy(optimizer_type="SGD").update_name
+        'Global'
+    """
 
     optimizer_type: object = "Adam"
     update_type: object = Update_t.Global
@@ -176,3 +182,6 @@ def CreateOptimizer(**kwargs) -> OptParamsPy:  # noqa: N802 - HugeCTR's spelling
     if unknown:
         raise TypeError(f"CreateOptimizer got unknown argument(s): {', '.join(sorted(unknown))}")
     return OptParamsPy(**kwargs)
+
+
+document_keywords(CreateOptimizer, OptParamsPy)

@@ -208,7 +208,13 @@ def refresh_all() -> None:
 
 
 def list_plugins() -> list[PluginEntry]:
-    """Every registered name of every kind (what ``hugectr plugins`` prints)."""
+    """Every registered name of every kind (what ``hugectr plugins`` prints).
+
+    Example:
+        >>> import hugectr
+        >>> "progress" in [e.name for e in hugectr.list_plugins() if e.kind == "hooks"]
+        True
+    """
     return [e for kind in KINDS for e in registry(kind).entries()]
 
 

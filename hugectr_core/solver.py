@@ -1,7 +1,8 @@
 """``hugectr.CreateSolver``: training resources and hyper-parameters (formats.md 1.1)."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+import inspect
+from dataclasses import MISSING, dataclass, field, fields
 
 from .enums import AllReduceAlgo, DeviceLayout, LrPolicy_t, MetricsType
 from .errors import ConfigError
@@ -105,3 +106,20 @@ def CreateSolver(**kwargs) -> Solver:  # noqa: N802 - HugeCTR's spelling
     if unknown:
         raise TypeError(f"CreateSolver got unknown argument(s): {', '.join(sorted(unknown))}")
     return Solver(**kwargs)
+
+
+def document_keywords(func, cls) -> None:
+    """Give a ``**kwargs`` factory of a dataclass the dataclass's signature and an argument list in its doc,
+    so ``help(hugectr.CreateSolver)`` shows every argument with its default."""
+    params, lines = [], []
+    for f in fields(cls):
+        default = f.default if f.default is not MISSING else (
+            f.default_factory() if f.default_factory is not MISSING else inspect.Parameter.empty)
+        params.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=default))
+        lines.append(f"        {f.name}: default {default!r}" if default is not inspect.Parameter.empty
+                     else f"        {f.name}: required")
+    func.__signature__ = inspect.Signature(params, return_annotation=cls.__name__)
+    func.__doc__ = (func.__doc__ or "").rstrip() + "\n\n    Args (keyword only):\n" + "\n".join(lines) + "\n"
+
+
+document_keywords(CreateSolver, Solver)

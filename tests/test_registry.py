@@ -28,7 +28,9 @@ def test_installed_plugins_are_listed_without_importing():
     assert ("embeddings", "DistributedSlotSparseEmbeddingHash") in names
 
 
-def test_missing_known_type_names_the_distribution():
+def test_missing_known_type_names_the_distribution(fresh_layers, monkeypatch):
+    monkeypatch.setenv("HUGECTR_PLUGINS_BLOCK", "hugectr-layers-sequence")  # as if it were not installed
+    fresh_layers.refresh()
     with pytest.raises(PluginError, match="pip install hugectr-layers-sequence"):
         plugins.registry("layers").load("MultiHeadAttention")
     with pytest.raises(PluginError, match="hugectr-layers-sequence"):
