@@ -8,7 +8,10 @@ import pytest
 
 from hugectr_layers_dense import reference
 
-DTYPES = [np.float32, np.float64]
+DTYPES = [np.float32, np.float64, np.float16]
+# float16 twins: inputs are exact in fp16 and both sides compute in float32, so they differ by at most
+# one rounding of the result (and summation order for bias_grad): rtol 1e-3 covers a half ulp.
+HALF_RTOL = 1e-3
 
 
 def test_kernels_cu_is_package_data():
@@ -17,6 +20,32 @@ def test_kernels_cu_is_package_data():
     text = cu.read_text()
     for name in ("bias_act_fwd", "relu_bwd", "bias_grad"):
         assert f"void {name}(" in text
+    assert "HCTR_GRID_STRIDE_LOOP" in text and "#define" not in text  # the core prelude's macros only
+
+
+def test_kernels_are_instantiated_for_float_double_and_half():
+    from hugectr_layers_dense.kernels import KERNELS
+
+    for name in ("bias_act_fwd", "relu_bwd", "bias_grad"):
+        for t in ("float", "double", "__half"):
+            assert f"{name}<{t}>" in KERNELS.name_expressions
+
+
+def test_reference_float16_rounds_once_from_float32():
+    y = np.array([[1000.0, -3.0]], np.float16)
+    b = np.array([[0.3, 1.0]], np.float16)
+    out = reference.bias_act_fwd(y.copy(), b, True)
+    assert out.dtype == np.float16
+    np.testing.assert_array_equal(out, (y.astype(np.float32) + b.astype(np.float32)).clip(0).astype(np.float16))
+
+
+def test_reference_bias_grad_ignores_ones_vector():
+    dy = np.random.default_rng(3).standard_normal((10, 40))
+    a, b = np.zeros((1, 40)), np.zeros((1, 40))
+    reference.bias_grad(dy, a)
+    reference.bias_grad(dy, b, np.ones(10))
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_allclose(a[0], dy.sum(axis=0), rtol=1e-12)
 
 
 def test_import_does_not_import_cupy():
@@ -51,7 +80,8 @@ def test_twin_bias_act_fwd(gpu_xp, dtype, relu, with_bias):
     rng = np.random.default_rng(0)
     y = rng.standard_normal((1000, 37)).astype(dtype)
     b = rng.standard_normal((1, 37)).astype(dtype) if with_bias else None
-    assert_twins(reference.bias_act_fwd, kernels.bias_act_fwd, y, b, relu, rtol=0, atol=0)
+    rtol = HALF_RTOL if dtype == np.float16 else 0
+    assert_twins(reference.bias_act_fwd, kernels.bias_act_fwd, y, b, relu, rtol=rtol, atol=0)
 
 
 @pytest.mark.gpu
@@ -77,7 +107,33 @@ def test_twin_bias_grad(gpu_xp, dtype, shape):
     from hugectr_layers_dense import kernels
 
     dy = np.random.default_rng(2).standard_normal(shape).astype(dtype)
-    # summation order differs from NumPy's pairwise sum: the error grows with the number of rows
-    atol = 1e-6 * shape[0] + 1e-5 if dtype == np.float32 else 1e-11 * shape[0]
-    rtol = 1e-4 if dtype == np.float32 else 1e-11
+    rtol, atol = bias_grad_tolerance(dtype, shape[0])
     assert_twins(reference.bias_grad, kernels.bias_grad, dy, np.zeros((1, shape[1]), dtype), rtol=rtol, atol=atol)
+
+
+def bias_grad_tolerance(dtype, rows):
+    """Summation order differs from NumPy's pairwise sum: the error grows with the number of rows.
+
+    float16 sums accumulate in float32 on both sides (kernel: acc_t; GEMM: cuBLAS fp32 compute), so
+    they differ by float32 order effects plus one final fp16 rounding (half an ulp: rtol 1e-3).
+    """
+    if dtype == np.float16:
+        return 2e-3, 1e-6 * rows + 1e-3
+    if dtype == np.float32:
+        return 1e-4, 1e-6 * rows + 1e-5
+    return 1e-11, 1e-11 * rows
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(1000, 3), (999, 31), (1000, 32), (7, 2049), (4096, 1024)])
+def test_twin_bias_grad_with_ones_vector(gpu_xp, dtype, shape):
+    """With the ones workspace: GEMM ``ones @ dy`` from 32 columns on, the kernel below."""
+    from hugectr_core.testing import assert_twins
+    from hugectr_layers_dense import kernels
+
+    dy = np.random.default_rng(3).standard_normal(shape).astype(dtype)
+    ones = np.ones(shape[0], dtype)
+    rtol, atol = bias_grad_tolerance(dtype, shape[0])
+    assert_twins(reference.bias_grad, kernels.bias_grad, dy, np.zeros((1, shape[1]), dtype), ones,
+                 rtol=rtol, atol=atol)

@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 from hugectr_core import initializers
-from hugectr_core.contracts.layer import Layer, ParamSpec
+from hugectr_core.contracts.layer import Layer, ParamSpec, WorkspaceSpec
 
-from ._common import init_name, ops_for, rows
+from ._common import init_name, leading_rows, ops_for, rows
 
 
 class InnerProduct(Layer):
@@ -12,7 +12,9 @@ class InnerProduct(Layer):
 
     Shapes (axis letters: B batch, S slots, K input width, N ``num_output``): ``(B, K) -> (B, N)``
     and ``(B, S, K) -> (B, S, N)``; the GEMM runs on the last axis. Parameters in dense-file order:
-    ``W[K, N]`` (row-major) then ``b[1, N]``.
+    ``W[K, N]`` (row-major) then ``b[1, N]``. Runs in float16, float32 and float64 (mixed precision
+    allowed). Workspace ``ones`` (M = B or B*S entries, all 1) makes the bias gradient of wide
+    outputs one GEMM ``ones(1, M) @ dy`` on the GPU.
 
     Example:
         >>> from hugectr_core.testing import make_layer
@@ -47,6 +49,9 @@ class InnerProduct(Layer):
         return [ParamSpec("weight", (k, n), initializers.fc_weight(self.args["weight_init_type"], k, n)),
                 ParamSpec("bias", (1, n), initializers.fc_bias(self.args["bias_init_type"], n))]
 
+    def workspace_specs(self, bottom_shapes):
+        return [WorkspaceSpec("ones", (leading_rows(bottom_shapes[0]),))]
+
     def json_params(self) -> dict:
         fc_param = {"num_output": self.num_output}
         for key, arg in (("weight_init", "weight_init_type"), ("bias_init", "bias_init_type")):
@@ -71,6 +76,8 @@ class InnerProduct(Layer):
         xp, x, weight = ctx.xp, bottoms[0], params[0]
         x_mk, dy_mn = rows(x, x.shape[-1]), rows(top_grads[0], self.num_output)
         xp.matmul(x_mk.T, dy_mn, out=param_grads[0])
-        ops_for(xp).bias_grad(dy_mn, param_grads[1])
+        ones = ws["ones"]
+        ones.fill(1)  # M writes: cheaper than tracking whether this buffer was filled already
+        ops_for(xp).bias_grad(dy_mn, param_grads[1], ones)
         if bottom_grads[0] is not None:
             xp.matmul(dy_mn, weight.T, out=rows(bottom_grads[0], x.shape[-1]))

@@ -1,5 +1,10 @@
 // CUDA kernels of hugectr-layers-dense: the non-GEMM parts of InnerProduct and MLP.
 //
+// The core prelude (hugectr_core/cuda/prelude.cuh) is prepended by KernelModule: it gives
+// HCTR_GRID_STRIDE_LOOP, acc_t<T> (float for __half, T otherwise), hctr_load and hctr_store.
+// Every kernel loads T, computes in acc_t<T> and stores T; T is float, double or __half
+// (instantiated by name from kernels.py, e.g. "bias_act_fwd<__half>").
+//
 // Axis letters: m rows (batch, or batch*slots for 3D inputs), n output width (columns).
 // Every array is C-contiguous, row-major: element (r, c) of an (m, n) array sits at r*n + c.
 // Launch contract (see kernels.py):
@@ -8,22 +13,20 @@
 //   bias_grad<T>:    blockDim.x must be exactly 256, `cols` a power of two <= 32 (columns per
 //                    tile, 256/cols row lanes); grid-stride over tiles, any grid size. No atomics:
 //                    each column is summed by the lanes of one block, then reduced in shared
-//                    memory, so the result is deterministic.
-// T is float or double (instantiated by name from kernels.py).
+//                    memory, so the result is deterministic. kernels.py uses it for narrow
+//                    outputs (n < 32) only; wider bias gradients are a GEMM ones(1, m) @ dy.
 
 template <typename T>
 __global__ void bias_act_fwd(T* y_mn, const T* bias_n, int has_bias, int relu, long long m, long long n) {
-    const long long total = m * n;
-    const long long stride = (long long)blockDim.x * gridDim.x;
-    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < total; i += stride) {
-        T v = y_mn[i];
+    HCTR_GRID_STRIDE_LOOP(i, m * n) {
+        acc_t<T> v = hctr_load(y_mn, i);
         if (has_bias) {
-            v += bias_n[i % n];
+            v += hctr_load(bias_n, i % n);
         }
         if (relu) {
-            v = v > T(0) ? v : T(0);
+            v = v > acc_t<T>(0) ? v : acc_t<T>(0);
         }
-        y_mn[i] = v;
+        hctr_store(y_mn, i, v);
     }
 }
 
@@ -31,40 +34,40 @@ __global__ void bias_act_fwd(T* y_mn, const T* bias_n, int has_bias, int relu, l
 // dx may alias dy.
 template <typename T>
 __global__ void relu_bwd(const T* dy, const T* y, T* dx, long long total) {
-    const long long stride = (long long)blockDim.x * gridDim.x;
-    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < total; i += stride) {
-        dx[i] = y[i] > T(0) ? dy[i] : T(0);
+    HCTR_GRID_STRIDE_LOOP(i, total) {
+        hctr_store(dx, i, hctr_load(y, i) > acc_t<T>(0) ? hctr_load(dy, i) : acc_t<T>(0));
     }
 }
 
-// db[c] = sum over rows r of dy[r, c].
+// db[c] = sum over rows r of dy[r, c], accumulated in acc_t<T>.
 // A block covers a tile of COLS adjacent columns with 256/COLS row lanes each. COLS is a
 // compile-time constant (so the row loop has a constant stride); the launcher picks it as the
 // smallest power of two >= n, capped at 32, so narrow outputs such as N=1 keep all 256 threads busy.
 template <typename T, int COLS>
 __device__ void bias_grad_tiles(const T* dy_mn, T* db_n, long long m, long long n) {
+    using A = acc_t<T>;
     constexpr int kLanes = 256 / COLS;  // blockDim.x == 256
-    __shared__ T partial[256];
+    __shared__ A partial[256];
     const int col_in_tile = threadIdx.x % COLS;
     const int lane = threadIdx.x / COLS;
     const long long tiles = (n + COLS - 1) / COLS;
     // The tile loop depends only on blockIdx, so every thread of a block reaches each barrier.
     for (long long tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
         const long long col = tile * COLS + col_in_tile;
-        T acc = T(0);
+        A acc = A(0);
         if (col < n) {
             for (long long r = lane; r < m; r += kLanes) {
-                acc += dy_mn[r * n + col];
+                acc += hctr_load(dy_mn, r * n + col);
             }
         }
         partial[threadIdx.x] = acc;
         __syncthreads();
         if (lane == 0 && col < n) {
-            T sum = T(0);
+            A sum = A(0);
             for (int l = 0; l < kLanes; ++l) {
                 sum += partial[l * COLS + col_in_tile];
             }
-            db_n[col] = sum;
+            hctr_store(db_n, col, sum);
         }
         __syncthreads();
     }

@@ -1,30 +1,31 @@
 """CuPy launchers of ``kernels.cu``, with the signatures of their NumPy twins in ``reference.py``.
 
-Importing this module does not import CuPy; the kernels compile on first use.
+Importing this module does not import CuPy; the kernels compile on first use. Every kernel is
+instantiated for float, double and __half (float16 tensors accumulate in float).
 
 Example:
     >>> import cupy  # doctest: +SKIP
-    >>> y = cupy.ones((4, 3), dtype=cupy.float32)  # doctest: +SKIP
-    >>> bias_act_fwd(y, cupy.ones(3, dtype=cupy.float32), relu=True)  # doctest: +SKIP
+    >>> y = cupy.ones((4, 3), dtype=cupy.float16)  # doctest: +SKIP
+    >>> bias_act_fwd(y, cupy.ones(3, dtype=cupy.float16), relu=True)  # doctest: +SKIP
 """
 from __future__ import annotations
 
 import numpy as np
 
 from hugectr_core.errors import BackendError
-from hugectr_core.kernels import KernelModule
+from hugectr_core.kernels import KernelModule, ctype
 
-KERNEL_DTYPES = ("float", "double")
-KERNELS = KernelModule("hugectr_layers_dense", [f"{name}<{t}>" for name in ("bias_act_fwd", "relu_bwd", "bias_grad")
+KERNEL_DTYPES = (np.float32, np.float64, np.float16)
+KERNELS = KernelModule("hugectr_layers_dense", [f"{name}<{ctype(t)}>" for name in ("bias_act_fwd", "relu_bwd", "bias_grad")
                                                 for t in KERNEL_DTYPES])
 BIAS_GRAD_BLOCK = 256  # fixed by bias_grad's shared-memory tile
+GEMM_BIAS_GRAD_MIN_COLS = 32  # from this width on the bias gradient is ones(1, m) @ dy (cuBLAS)
 
 
 def _check(*arrays):
     dtype = arrays[0].dtype
-    if dtype not in (np.float32, np.float64):
-        raise BackendError(f"hugectr_layers_dense kernels support float32 and float64, got {dtype}; "
-                           "run this layer in fp32 (mixed precision is not implemented here yet)")
+    if dtype not in KERNEL_DTYPES:
+        raise BackendError(f"hugectr_layers_dense kernels support float16, float32 and float64, got {dtype}")
     for a in arrays:
         if a.dtype != dtype:
             raise BackendError(f"hugectr_layers_dense kernels: mixed dtypes {dtype} and {a.dtype}")
@@ -50,10 +51,24 @@ def relu_bwd(dy, y, out):
     return out
 
 
-def bias_grad(dy_mn, out_n):
-    """Column sums: ``out[c] = sum_r dy[r, c]``; ``out_n`` has n elements (any shape)."""
-    dtype = _check(dy_mn, out_n)
+def bias_grad(dy_mn, out_n, ones_m=None):
+    """Column sums: ``out[c] = sum_r dy[r, c]``; ``out_n`` has n elements (any shape).
+
+    ``ones_m`` (m elements, all 1, the layer's ``ones`` workspace) enables the GEMM path
+    ``ones(1, m) @ dy`` for outputs at least ``GEMM_BIAS_GRAD_MIN_COLS`` wide: cuBLAS reads dy
+    once at full bandwidth, where the column-tile kernel has one block per 32 columns only.
+    Narrow outputs (N=1 logits) keep the kernel, which spreads the rows over 256 lanes.
+    """
     m, n = dy_mn.shape
+    if ones_m is not None and n >= GEMM_BIAS_GRAD_MIN_COLS:
+        _check(dy_mn, out_n, ones_m)
+        if ones_m.size != m:
+            raise BackendError(f"bias_grad: ones vector has {ones_m.size} elements, dy has {m} rows")
+        import cupy  # noqa: PLC0415 - only reached on the GPU backend
+
+        cupy.matmul(ones_m.reshape(1, m), dy_mn, out=out_n.reshape(1, n))
+        return out_n
+    dtype = _check(dy_mn, out_n)
     cols = min(32, 1 << max(0, (n - 1).bit_length()))  # narrow outputs: more row lanes per column
     grid = max(1, min((n + cols - 1) // cols, 65535))
     KERNELS.function("bias_grad", dtype)((grid,), (BIAS_GRAD_BLOCK,),

@@ -27,7 +27,7 @@ class MLP(Layer):
     Shapes (B batch, K input width): ``(B, K) -> (B, num_outputs[-1])`` (a 3D input runs on its last
     axis). Parameters in dense-file order: per stage ``W_i[in_i, out_i]``, then ``b_i[1, out_i]`` if
     the stage has a bias. HugeCTR's optional second bottom (fp16 fusion with Interaction's
-    gradient) is not supported.
+    gradient) is not supported. Runs in float16, float32 and float64 (mixed precision allowed).
 
     Example:
         >>> from hugectr_core.testing import make_layer
@@ -100,11 +100,14 @@ class MLP(Layer):
         return specs
 
     def workspace_specs(self, bottom_shapes):
-        """``out{i}``: hidden outputs kept for backward; ``grad{i}``: gradient w.r.t. stage i's output."""
+        """``out{i}``: hidden outputs kept for backward; ``grad{i}``: gradient w.r.t. stage i's output;
+        ``ones``: M ones for the bias-gradient GEMM ``ones(1, M) @ dy`` (only when a stage has a bias)."""
         m = leading_rows(bottom_shapes[0])
         specs = [WorkspaceSpec(f"out{i}", (m, s.width)) for i, s in enumerate(self.stages[:-1])]
         specs += [WorkspaceSpec(f"grad{i}", (m, s.width)) for i, s in enumerate(self.stages)
                   if i < len(self.stages) - 1 or s.relu]
+        if any(s.bias for s in self.stages):
+            specs.append(WorkspaceSpec("ones", (m,)))
         return specs
 
     def json_params(self) -> dict:
@@ -162,6 +165,9 @@ class MLP(Layer):
         inputs = [rows(x, x.shape[-1])] + outputs[:-1]
         last = len(self.stages) - 1
         dy = rows(top_grads[0], self.stages[-1].width)
+        ones = ws.get("ones")
+        if ones is not None:
+            ones.fill(1)  # M writes: cheaper than tracking whether this buffer was filled already
         for i in range(last, -1, -1):
             stage = self.stages[i]
             if stage.relu:  # mask into our own buffer: top_grads belong to the next layer
@@ -169,7 +175,7 @@ class MLP(Layer):
             dweight, dbias = grad_slots[i]
             xp.matmul(inputs[i].T, dy, out=dweight)
             if dbias is not None:
-                ops.bias_grad(dy, dbias)
+                ops.bias_grad(dy, dbias, ones)
             if i > 0:
                 dy = xp.matmul(dy, weights[i][0].T, out=ws[f"grad{i - 1}"])
             elif bottom_grads[0] is not None:

@@ -2,7 +2,8 @@
 
 These are the reference semantics and the NumPy backend's implementation. Axis letters:
 m rows (batch, or batch*slots), n output width. Every function writes into its output argument
-(which may alias an input where noted) and returns it.
+(which may alias an input where noted) and returns it. float16 arrays are computed in float32 and
+rounded once on the store, as the kernels do with ``acc_t<__half>``.
 
 Example:
     >>> import numpy as np
@@ -15,12 +16,19 @@ from __future__ import annotations
 import numpy as np
 
 
+def acc(a: np.ndarray) -> np.ndarray:
+    """``a`` in its accumulate dtype: float32 for float16 (the kernels' acc_t), itself otherwise."""
+    return a.astype(np.float32) if a.dtype == np.float16 else a
+
+
 def bias_act_fwd(y_mn: np.ndarray, bias_n, relu: bool) -> np.ndarray:
     """In place: ``y = relu?(y + bias)``; ``bias_n`` (n,) or (1, n), or None for no bias."""
+    v = acc(y_mn)
     if bias_n is not None:
-        y_mn += bias_n.reshape(1, -1)
+        v = v + acc(bias_n).reshape(1, -1)
     if relu:
-        np.copyto(y_mn, np.where(y_mn > 0, y_mn, 0))
+        v = np.where(v > 0, v, 0)
+    np.copyto(y_mn, v, casting="unsafe")
     return y_mn
 
 
@@ -30,7 +38,11 @@ def relu_bwd(dy: np.ndarray, y: np.ndarray, out: np.ndarray) -> np.ndarray:
     return out
 
 
-def bias_grad(dy_mn: np.ndarray, out_n: np.ndarray) -> np.ndarray:
-    """Column sums: ``out[c] = sum_r dy[r, c]``; ``out_n`` has n elements (any shape)."""
-    out_n.reshape(-1)[...] = dy_mn.sum(axis=0)
+def bias_grad(dy_mn: np.ndarray, out_n: np.ndarray, ones_m=None) -> np.ndarray:
+    """Column sums: ``out[c] = sum_r dy[r, c]``; ``out_n`` has n elements (any shape).
+
+    ``ones_m`` (the layer's all-ones workspace) selects the GEMM ``ones @ dy`` on the GPU; the sum
+    is the same, so the reference ignores it.
+    """
+    out_n.reshape(-1)[...] = acc(dy_mn).sum(axis=0)
     return out_n
