@@ -133,3 +133,30 @@ def test_optimizer_state_files_are_checked(tmp_path):
         fresh.load_sparse_optimizer_states([str(tmp_path / "short")])
     with pytest.raises(hugectr.CheckpointError, match="no embedding named 'nope'"):
         fresh.load_sparse_weights({"nope": str(tmp_path / "a0_sparse_1.model")})
+
+
+def test_batchnorm_running_stats_go_to_ntp_json_and_back(tmp_path):
+    import json
+
+    from tests.helpers import dense_model
+
+    layers = [DL("InnerProduct", ["dense"], ["fc1"], num_output=6), DL("BatchNorm", ["fc1"], ["bn1"], factor=0.5),
+              DL("InnerProduct", ["bn1"], ["fc2"], num_output=1), DL("BinaryCrossEntropyLoss", ["fc2", "label"], ["loss"])]
+    model = dense_model(layers)
+    model.compile()
+    for s in range(3):
+        model.runtime.train_step(random_batch(8, seed=s), 0.1)
+    model.save_params_to_files(str(tmp_path / "bn"), 3)
+    ntp = json.load(open(tmp_path / "bn_dense_3.model.ntp.json"))
+    assert [entry["type"] for entry in ntp["layers"]] == ["BatchNorm"]
+    stats = model.runtime.dense.state_of("bn1")
+    assert len(ntp["layers"][0]) == 1 + len(stats)
+    fresh = dense_model(layers)
+    fresh.compile()
+    fresh.load_dense_weights(str(tmp_path / "bn_dense_3.model"))
+    for ours, theirs in zip(stats, fresh.runtime.dense.state_of("bn1")):
+        np.testing.assert_array_equal(ours, theirs)
+    batch = random_batch(8, seed=9)
+    np.testing.assert_array_equal(model.runtime.eval_step(batch)[0], fresh.runtime.eval_step(batch)[0])
+    n_trainable = sum(int(np.prod(s.shape)) for _, s in model.runtime.dense.trainable)
+    assert (tmp_path / "bn_dense_3.model").stat().st_size == 4 * n_trainable

@@ -8,6 +8,8 @@ model, so there is something to learn) and runs HugeCTR's low-level loop
 fall: the mean of the last 10 losses is below the mean of the first 10 by a clear margin.
 """
 import math
+import shutil
+import tempfile
 
 import numpy as np
 import pytest
@@ -84,7 +86,30 @@ def train_and_check(model, steps=100, lr=0.001, margin=0.02, loss_names=None, lo
     assert np.isfinite(np.asarray(model.runtime.weights_flat, dtype=np.float64)).all(), "NaN/inf in dense weights"
     first, last = np.mean(losses[:10]), np.mean(losses[-10:])
     assert last < first - margin, f"loss did not fall: first 10 {first:.4f}, last 10 {last:.4f}"
+    check_json_round_trip(model, loss_names, loss_weights)
     return losses
+
+
+def check_json_round_trip(model, loss_names=None, loss_weights=None):
+    """graph_to_json -> construct_from_json: same layers, shapes and parameters; after loading the
+    same weights (dense, .ntp.json state, sparse) the same predictions (issue 6 acceptance)."""
+    folder = tempfile.mkdtemp(prefix="graph-json-")
+    try:
+        model.graph_to_json(f"{folder}/graph.json")
+        model.save_params_to_files(f"{folder}/w", 1)
+        clone = hugectr.Model(model.solver, model.reader_params, model.opt_params)
+        clone.construct_from_json(f"{folder}/graph.json", True)
+        clone.compile(loss_names=loss_names, loss_weights=loss_weights) if loss_names else clone.compile()
+        a, b = model.runtime, clone.runtime
+        assert [n.layer.type_name for n in a.graph.nodes] == [n.layer.type_name for n in b.graph.nodes]
+        assert a.shapes == b.shapes
+        assert [(n, s.name, s.shape) for n, s in a.param_layout] == [(n, s.name, s.shape) for n, s in b.param_layout]
+        clone.load_dense_weights(f"{folder}/w_dense_1.model")
+        clone.load_sparse_weights([f"{folder}/w{k}_sparse_1.model" for k in range(len(a.embeddings))])
+        batch = model.get_data_reader_eval().next_batch()
+        np.testing.assert_array_equal(a.eval_step(batch)[0], b.eval_step(batch)[0])
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 # -- (1) Wide & Deep: samples/wdl/wdl_1gpu.py -----------------------------------------------------

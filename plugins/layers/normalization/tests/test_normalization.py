@@ -68,7 +68,7 @@ def test_bn_running_stats_update(factor):
     params = [np.ones(4), np.zeros(4), rmean.copy(), rvar.copy()]
     run_layer(bn(factor=factor), [x], params)
     np.testing.assert_allclose(params[2], rmean * (1 - factor) + x.mean(axis=0) * factor, rtol=1e-10)
-    np.testing.assert_allclose(params[3], rvar * (1 - factor) + x.var(axis=0) * factor, rtol=1e-10)  # biased var
+    np.testing.assert_allclose(params[3], rvar * (1 - factor) + x.var(axis=0, ddof=1) * factor, rtol=1e-10)  # unbiased, as cuDNN
 
 
 def test_bn_eval_uses_running_stats_and_leaves_them():

@@ -64,8 +64,8 @@ class BatchNorm(_Normalization):
     Training: ``y = gamma * (x - mean_B) / sqrt(var_B + eps) + beta`` with the batch mean and the
     biased batch variance; the running statistics become
     ``running = running * (1 - factor) + batch * factor`` (``factor=1`` keeps the last batch's).
-    The running variance is updated with the **biased** batch variance (cuDNN would use the
-    unbiased one; we keep the value the forward used). Eval uses the running statistics.
+    The running variance is updated with the **unbiased** batch variance, as cuDNN (and so
+    HugeCTR) does, while the forward normalises with the biased one. Eval uses the running statistics.
     Parameters: trainable ``gamma[C]``, ``beta[C]``; non-trainable ``running_mean[C]`` (0) and
     ``running_var[C]`` (1), saved to ``.ntp.json``. Backward uses the batch statistics the
     training forward saved in the workspaces ``mean`` and ``inv_std`` (float64).
@@ -117,7 +117,9 @@ class BatchNorm(_Normalization):
         ops = ops_for(xp)
         if ctx.training:
             ops.bn_stats(x, self.eps, mean, inv_std)
-            batch_var = 1.0 / xp.square(inv_std) - self.eps
+            rows = x.shape[0]
+            # cuDNN (hence HugeCTR) folds the *unbiased* batch variance into the running variance
+            batch_var = (1.0 / xp.square(inv_std) - self.eps) * (rows / max(rows - 1, 1))
             running_mean *= 1.0 - self.factor
             running_mean += (self.factor * mean).astype(running_mean.dtype)
             running_var *= 1.0 - self.factor
