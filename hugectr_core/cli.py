@@ -169,9 +169,24 @@ def _cmd_summary(args) -> int:
         return _run_script(args.script, args.script_args)
 
 
-def _cmd_not_yet(args) -> int:
-    print(f"hugectr {args.command}: not available yet: arrives with issue 9 (inference and export)", file=sys.stderr)
-    return EXIT_ERROR
+def _cmd_predict(args) -> int:
+    from .inference import cli_predict
+
+    pred = cli_predict(args.graph, args.dense, args.sparse, args.source, args.format, args.num_batches,
+                       args.batch_size, output=args.output, device=args.device, i64_input_key=args.i64,
+                       slot_size_array=args.slot_sizes, num_samples=args.num_samples)
+    print(json.dumps({"predictions": int(pred.shape[0]), "output": args.output or None,
+                      "mean": float(pred.mean()) if pred.size else None}))
+    return EXIT_OK
+
+
+def _cmd_export_onnx(args) -> int:
+    from .inference import cli_export_onnx
+
+    path = cli_export_onnx(args.onnx, args.graph, args.dense, args.sparse, ntp_file=args.ntp,
+                           convert_embedding=not args.no_embedding)
+    print(json.dumps({"onnx": path}))
+    return EXIT_OK
 
 
 # -- bench ---------------------------------------------------------------------------------------
@@ -309,6 +324,12 @@ def _add_train(sub) -> None:
     p.set_defaults(func=_cmd_train)
 
 
+def _model_files(p) -> None:
+    p.add_argument("--graph", required=True, help="graph JSON written by Model.graph_to_json")
+    p.add_argument("--dense", required=True, help="<prefix>_dense_<iter>.model")
+    p.add_argument("--sparse", nargs="*", default=[], help="<prefix><k>_sparse_<iter>.model folders, in order")
+
+
 def _add_others(sub) -> None:
     p = sub.add_parser("summary", help="print a model script's summary and memory plan without training",
                        description=f"Run the script with {SUMMARY_ONLY_ENV}=1: its first model.compile() prints "
@@ -317,11 +338,27 @@ def _add_others(sub) -> None:
     p.add_argument("script")
     p.add_argument("script_args", nargs=argparse.REMAINDER)
     p.set_defaults(func=_cmd_summary)
-    for name in ("predict", "export-onnx"):
-        p = sub.add_parser(name, help=f"{name} (not available yet: issue 9)",
-                           description=f"{name}: not available yet; arrives with issue 9 (inference and export).")
-        p.add_argument("rest", nargs=argparse.REMAINDER)
-        p.set_defaults(func=_cmd_not_yet)
+    p = sub.add_parser("predict", help="predictions of a saved model (graph JSON + weights) on a data source",
+                       description="Load graph JSON, dense file and sparse folders; predict on --source; "
+                                   "print a JSON summary and save the predictions as .npy with --output.")
+    _model_files(p)
+    p.add_argument("--source", required=True, help="Raw file or Parquet/Norm file list")
+    p.add_argument("--format", default="RawAsync", help="data reader type (RawAsync, Parquet, ...)")
+    p.add_argument("--num-batches", type=int, default=1)
+    p.add_argument("--batch-size", type=int, default=1024)
+    p.add_argument("--num-samples", type=int, default=0, help="samples in a Raw file (0: from its size)")
+    p.add_argument("--slot-sizes", type=_int_list, default=None, help="slot_size_array for Parquet offsets")
+    p.add_argument("--i64", action="store_true", help="int64 keys (i64_input_key)")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "gpu"])
+    p.add_argument("--output", default="", help="write predictions to this .npy file")
+    p.set_defaults(func=_cmd_predict)
+    p = sub.add_parser("export-onnx", help="convert a saved model to ONNX (needs the hugectr2onnx plugin)",
+                       description="HugeCTR's hugectr2onnx converter: graph JSON + dense/sparse files -> ONNX.")
+    _model_files(p)
+    p.add_argument("--onnx", required=True, help="output .onnx path")
+    p.add_argument("--ntp", default=None, help=".ntp.json with BatchNorm running statistics")
+    p.add_argument("--no-embedding", action="store_true", help="leave embeddings out (their outputs become inputs)")
+    p.set_defaults(func=_cmd_export_onnx)
     p = sub.add_parser("bench", help="time training steps of a small generated DCN",
                        description="Generate a small data set, build a DCN and time --iters training steps.")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "gpu"])

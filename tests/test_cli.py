@@ -128,10 +128,27 @@ def test_train_graph_without_construct_from_json_is_a_clear_error(workdir, monke
     assert "model-lifecycle" in capsys.readouterr().err
 
 
-def test_predict_and_export_onnx_are_announced(capsys):
-    for command in ("predict", "export-onnx"):
-        assert run(command, "model.json") == 1
-        assert "issue 9" in capsys.readouterr().err
+def test_predict_and_export_onnx_end_to_end(tmp_path, capsys):
+    import numpy as np
+
+    import examples.dcn_learnable as dcn
+
+    dcn.generate(str(tmp_path))
+    model = dcn.build_model(str(tmp_path), "cpu")
+    model.compile()
+    model.fit(max_iter=4, display=0, eval_interval=0, snapshot=0)
+    model.graph_to_json(str(tmp_path / "g.json"))
+    model.save_params_to_files(str(tmp_path / "m"), 4)
+    files = ["--graph", tmp_path / "g.json", "--dense", tmp_path / "m_dense_4.model",
+             "--sparse", tmp_path / "m0_sparse_4.model"]
+    assert run("predict", *files, "--source", tmp_path / "val.bin", "--num-batches", 2, "--batch-size", 512,
+               "--device", "cpu", "--output", tmp_path / "p.npy") == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["predictions"] == 1024
+    pred = np.load(tmp_path / "p.npy")
+    assert pred.shape == (1024, 1) and np.all((pred > 0) & (pred < 1))
+    assert run("export-onnx", *files, "--onnx", tmp_path / "m.onnx") == 0
+    assert (tmp_path / "m.onnx").stat().st_size > 0
+    assert run("predict", *files, "--source", tmp_path / "missing.bin", "--device", "cpu") == 1
 
 
 def test_bench_reports_samples_per_second(capsys):
@@ -178,7 +195,7 @@ def test_installed_command_exit_codes():
     ok = subprocess.run(command + ["plugins", "--kind", "hooks"], capture_output=True, text=True)
     assert ok.returncode == 0 and "metrics_log" in ok.stdout and "memory_check" in ok.stdout
     assert subprocess.run(command + ["generate"], capture_output=True).returncode == 2
-    assert subprocess.run(command + ["predict"], capture_output=True).returncode == 1
+    assert subprocess.run(command + ["predict"], capture_output=True).returncode == 2  # missing arguments
 
 
 def test_memory_warning_before_training(workdir, monkeypatch, capsys):

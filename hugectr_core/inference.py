@@ -1,0 +1,442 @@
+"""Offline inference in the shape of HugeCTR 23.x's ``hugectr.inference`` module.
+
+``InferenceModel`` rebuilds a model from its graph JSON, loads the dense file (and the ``.ntp.json``
+layer state beside it) and the sparse folders, and runs the model's *evaluation* path
+(``Runtime.eval_step``) batch by batch, so its predictions equal ``Model.eval`` predictions exactly.
+Keys never seen in training give zero vectors, as in training's evaluation.
+
+``load_graph_structure`` gives the graph of a JSON file without compiling a model: layers
+instantiated through the registry, tensor shapes and the dense-file parameter layout. The ONNX
+converter (``hugectr2onnx``) builds on it.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import backend, graph_json
+from .contracts.reader import Batch, SparseBatch
+from .errors import BackendError, CheckpointError, ConfigError, DataError
+from .graph import build_graph, infer_shapes
+from .layers_api import DenseLayer, Input, SparseEmbedding
+from .metrics import auc
+from .params import AsyncParam, CreateOptimizer, DataReaderParams, DataSourceParams
+from .plugins import registry
+from .solver import CreateSolver
+
+# Arguments of HugeCTR's InferenceParams that configure the GPU embedding cache, the parameter
+# server (HPS) or launch details. Here the whole table is in memory (every lookup hits) and every
+# size comes from the graph JSON, so they change no result: accepted and validated, then ignored.
+IRRELEVANT_ARGS = ("hit_rate_threshold", "use_gpu_embedding_cache", "cache_size_percentage", "scaler",
+                   "use_algorithm_search", "use_cuda_graph", "number_of_worker_buffers_in_pool",
+                   "number_of_refresh_buffers_in_pool", "thread_pool_size", "cache_refresh_percentage_per_iteration",
+                   "maxnum_des_feature_per_sample", "refresh_delay", "refresh_interval",
+                   "maxnum_catfeature_query_per_table_per_sample", "embedding_vecsize_per_table",
+                   "embedding_table_names", "label_dim", "slot_num", "use_static_table", "use_context_stream",
+                   "fuse_embedding_table")
+
+
+@dataclass
+class InferenceParams:
+    """HugeCTR 23.x ``hugectr.inference.InferenceParams``.
+
+    Used: ``model_name``, ``max_batchsize`` (rows per forward), ``dense_model_file``,
+    ``sparse_model_files`` (one folder per embedding, add() order), ``i64_input_key``,
+    ``use_mixed_precision``, ``device_id`` / ``deployed_devices`` (one device),
+    ``non_trainable_params_file`` (BatchNorm running statistics; default: ``<dense>.ntp.json``
+    when it exists), ``default_value_for_each_table`` (must be 0: unseen keys give zero vectors),
+    ``volatile_db`` / ``persistent_db`` / ``update_source`` (must be empty: no parameter server).
+    Accepted and irrelevant (they change no result here): see ``IRRELEVANT_ARGS``: the embedding
+    cache knobs (the whole table is resident, every lookup hits), HPS sizes (read from the graph)
+    and launch options. ``device`` is ours: 'auto' (GPU when CuPy sees one), 'cpu' or 'gpu'.
+
+    Example:
+        >>> p = InferenceParams(model_name="dlrm", max_batchsize=1024, hit_rate_threshold=1.0,
+        ...                     dense_model_file="dlrm_dense_2000.model",
+        ...                     sparse_model_files=["dlrm0_sparse_2000.model"], device_id=0,
+        ...                     use_gpu_embedding_cache=False, cache_size_percentage=0.2, i64_input_key=False)
+        >>> p.max_batchsize
+        1024
+    """
+
+    model_name: str
+    max_batchsize: int
+    hit_rate_threshold: float = 1.0
+    dense_model_file: str = ""
+    sparse_model_files: list = field(default_factory=list)
+    device_id: int = 0
+    use_gpu_embedding_cache: bool = False
+    cache_size_percentage: float = 0.2
+    i64_input_key: bool = False
+    use_mixed_precision: bool = False
+    scaler: float = 1.0
+    use_algorithm_search: bool = True
+    use_cuda_graph: bool = True
+    number_of_worker_buffers_in_pool: int = 2
+    number_of_refresh_buffers_in_pool: int = 1
+    thread_pool_size: int = 16
+    cache_refresh_percentage_per_iteration: float = 0.0
+    deployed_devices: list = field(default_factory=lambda: [0])
+    default_value_for_each_table: list = field(default_factory=lambda: [0.0])
+    volatile_db: object = ""
+    persistent_db: object = ""
+    update_source: object = ""
+    maxnum_des_feature_per_sample: int = 26
+    refresh_delay: float = 0.0
+    refresh_interval: float = 0.0
+    maxnum_catfeature_query_per_table_per_sample: list = field(default_factory=list)
+    embedding_vecsize_per_table: list = field(default_factory=list)
+    embedding_table_names: list = field(default_factory=list)
+    label_dim: int = 1
+    slot_num: int = 10
+    non_trainable_params_file: str = ""
+    use_static_table: bool = False
+    use_context_stream: bool = True
+    fuse_embedding_table: bool = False
+    device: str = "auto"
+
+    def __post_init__(self):
+        if isinstance(self.sparse_model_files, str):
+            self.sparse_model_files = [self.sparse_model_files]
+        self.validate()
+
+    def validate(self) -> None:
+        where = "InferenceParams"
+        if isinstance(self.max_batchsize, bool) or not isinstance(self.max_batchsize, int) or self.max_batchsize < 1:
+            raise ConfigError(f"{where}: max_batchsize must be an integer >= 1, got {self.max_batchsize!r}")
+        if not isinstance(self.dense_model_file, str) or not self.dense_model_file:
+            raise ConfigError(f"{where}: dense_model_file is required (the '<prefix>_dense_<iter>.model' file)")
+        if not all(isinstance(f, str) and f for f in self.sparse_model_files):
+            raise ConfigError(f"{where}: sparse_model_files must be folder names, got {self.sparse_model_files!r}")
+        for name in ("hit_rate_threshold", "cache_size_percentage", "cache_refresh_percentage_per_iteration"):
+            if not 0.0 <= float(getattr(self, name)) <= 1.0:
+                raise ConfigError(f"{where}: {name} must be in [0, 1], got {getattr(self, name)}")
+        if self.scaler <= 0:
+            raise ConfigError(f"{where}: scaler must be > 0, got {self.scaler}")
+        devices = list(self.deployed_devices or [self.device_id])
+        if any(isinstance(d, bool) or not isinstance(d, int) or d < 0 for d in devices + [self.device_id]):
+            raise ConfigError(f"{where}: device_id and deployed_devices must be GPU ids >= 0, got "
+                              f"{self.device_id!r} and {self.deployed_devices!r}")
+        if len(devices) > 1:
+            raise BackendError(f"{where}: deployed_devices={devices} asks for {len(devices)} GPUs; multi-GPU "
+                               "inference is not available in this version: deploy one device, e.g. [0]")
+        if any(float(v) != 0.0 for v in self.default_value_for_each_table):
+            raise ConfigError(f"{where}: default_value_for_each_table={self.default_value_for_each_table}: "
+                              "unseen keys give zero vectors here (as in training's evaluation); pass [0.0]")
+        for name in ("volatile_db", "persistent_db", "update_source"):
+            if getattr(self, name) not in ("", None):
+                raise ConfigError(f"{where}: {name} configures HugeCTR's parameter server (HPS), which this "
+                                  "version does not have; leave it empty and give sparse_model_files")
+        if self.device not in ("auto", "cpu", "gpu"):
+            raise ConfigError(f"{where}: device must be 'auto', 'cpu' or 'gpu', got {self.device!r}")
+
+
+# -- graph structure without a compiled model ----------------------------------------------------
+class _Collector:
+    """Receives what ``graph_json.read`` adds, like a Model would."""
+
+    def __init__(self):
+        self.input_layer: Input | None = None
+        self.embeddings: list[SparseEmbedding] = []
+        self.dense_layers: list[DenseLayer] = []
+
+    def add(self, item) -> None:
+        if isinstance(item, Input):
+            self.input_layer = item
+        elif isinstance(item, SparseEmbedding):
+            self.embeddings.append(item)
+        else:
+            self.dense_layers.append(item)
+
+
+@dataclass
+class GraphStructure:
+    """A graph JSON resolved: Input, embedding specs, scheduled graph, shapes, dense-file layout.
+
+    ``shapes`` are at batch 2 and ``shapes_b3`` at batch 3: a dimension that differs between them
+    scales with the batch (possibly folded, e.g. B*S after a Reshape).
+    """
+
+    input_layer: Input
+    embeddings: list
+    dense_layers: list
+    graph: object
+    shapes: dict
+    shapes_b3: dict
+    layout: list  # [(layer name, ParamSpec)] trainable then non-trainable interleaved, add() order
+
+    @property
+    def trainable(self) -> list:
+        return [(n, s) for n, s in self.layout if s.trainable]
+
+    @property
+    def non_trainable(self) -> list:
+        return [(n, s) for n, s in self.layout if not s.trainable]
+
+    def embedding_shape(self, spec, batch: int) -> tuple:
+        sparse = {p.top_name: p for p in self.input_layer.sparse_params}
+        return (batch, sparse[spec.bottom_name].slot_num, int(spec.embedding_vec_size))
+
+
+def _source_shapes(inp: Input, embeddings: list, batch: int) -> dict:
+    shapes = {name: (batch, dim) for name, dim in zip(inp.label_names, inp.label_dims)}
+    if inp.dense_dim:
+        shapes[inp.dense_name] = (batch, inp.dense_dim)
+    sparse = {p.top_name: p for p in inp.sparse_params}
+    for spec in embeddings:
+        if spec.bottom_name not in sparse:
+            raise ConfigError(f"embedding '{spec.sparse_embedding_name}' reads '{spec.bottom_name}', which is not a "
+                              f"sparse input of the Data layer ({sorted(sparse)})")
+        shapes[spec.sparse_embedding_name] = (batch, sparse[spec.bottom_name].slot_num, int(spec.embedding_vec_size))
+    return shapes
+
+
+def load_graph_structure(graph_config: str) -> GraphStructure:
+    """Read a graph JSON and resolve it with the layer registry (no buffers, no embeddings allocated)."""
+    collected = _Collector()
+    graph_json.read(collected, graph_config, include_dense_network=True)
+    if collected.input_layer is None:
+        raise ConfigError(f"graph JSON '{graph_config}' has no Data layer")
+    inp, embs = collected.input_layer, collected.embeddings
+    sources = {name: "data" for name in inp.label_names}
+    if inp.dense_dim:
+        sources[inp.dense_name] = "data"
+    for spec in embs:
+        sources[spec.sparse_embedding_name] = "embedding"
+    graph = build_graph(collected.dense_layers, sources)
+    shapes = infer_shapes(graph, _source_shapes(inp, embs, 2))
+    shapes_b3 = infer_shapes(graph, _source_shapes(inp, embs, 3))
+    layout = [(node.layer.name, spec) for node in sorted(graph.nodes, key=lambda n: n.user_index)
+              for spec in node.layer.param_specs([shapes[b] for b in node.bottoms])]
+    return GraphStructure(inp, embs, collected.dense_layers, graph, shapes, shapes_b3, layout)
+
+
+# -- the inference model -------------------------------------------------------------------------
+def _keys_to_csr(keys, slot_num: int, n: int, name: str) -> SparseBatch:
+    """Fixed-hotness keys ``(n, slot_num*H)`` (negative = no key) or a ``(row_offsets, keys)`` pair -> CSR."""
+    if isinstance(keys, tuple):
+        offsets, flat = (np.asarray(a) for a in keys)
+        if offsets.size != n * slot_num + 1:
+            raise DataError(f"sparse input '{name}': row_offsets has {offsets.size} entries, expected "
+                            f"n*slot_num+1 = {n * slot_num + 1}")
+        return SparseBatch(offsets.astype(np.int64), flat)
+    keys = np.asarray(keys)
+    if keys.ndim != 2 or keys.shape[0] != n or keys.shape[1] % slot_num:
+        raise DataError(f"sparse input '{name}': keys of shape {keys.shape} must be (n={n}, slot_num*H) with "
+                        f"slot_num={slot_num}; pad absent keys with -1")
+    per_slot = keys.reshape(n * slot_num, -1)
+    present = per_slot >= 0
+    offsets = np.concatenate([[0], np.cumsum(present.sum(axis=1))]).astype(np.int64)
+    return SparseBatch(offsets, per_slot[present])
+
+
+class InferenceModel:
+    """HugeCTR 23.x ``hugectr.inference.InferenceModel``: batched offline prediction.
+
+    Args:
+        model_config: the graph JSON written by ``Model.graph_to_json``.
+        inference_params: an ``InferenceParams``.
+
+    Example:
+        >>> params = InferenceParams(model_name="dcn", max_batchsize=2048, hit_rate_threshold=1.0,
+        ...                          dense_model_file="dcn_dense_400.model",
+        ...                          sparse_model_files=["dcn0_sparse_400.model"])          # doctest: +SKIP
+        >>> model = InferenceModel("dcn.json", params)                                     # doctest: +SKIP
+        >>> pred = model.predict(16, "./val.bin", hugectr.DataReaderType_t.RawAsync,
+        ...                      hugectr.Check_t.Non)                                      # doctest: +SKIP
+        >>> pred.shape                                                                     # doctest: +SKIP
+        (32768, 1)
+    """
+
+    def __init__(self, model_config: str, inference_params: InferenceParams):
+        from .model import Model  # noqa: PLC0415 - model imports the plugin machinery
+
+        self.params = p = inference_params
+        if not isinstance(p, InferenceParams):
+            raise ConfigError(f"InferenceModel: inference_params must be hugectr.inference.InferenceParams, got "
+                              f"{type(p).__name__}")
+        self._check_files(p)
+        solver = CreateSolver(model_name=p.model_name, batchsize=p.max_batchsize, batchsize_eval=p.max_batchsize,
+                              max_eval_batches=1, i64_input_key=p.i64_input_key, seed=1, device=p.device,
+                              use_mixed_precision=p.use_mixed_precision, vvgpu=[[p.device_id]])
+        self._use_device(p)
+        placeholder = DataReaderParams(data_reader_type="RawAsync", source=["unset"], eval_source="unset")
+        self.model = Model(solver, placeholder, CreateOptimizer(optimizer_type="SGD"))
+        self.model.construct_from_json(model_config, include_dense_network=True)
+        self.model.compile()
+        self.runtime = self.model.runtime
+        if len(p.sparse_model_files) != len(self.runtime.embeddings):
+            raise CheckpointError(f"InferenceModel: {len(p.sparse_model_files)} sparse_model_files for the "
+                                  f"{len(self.runtime.embeddings)} embeddings of '{model_config}' "
+                                  f"({[e.name for e in self.runtime.embeddings]}); give one folder per embedding")
+        self.model.load_dense_weights(p.dense_model_file)
+        if p.non_trainable_params_file:
+            from .checkpoint import _load_ntp  # noqa: PLC0415
+
+            _load_ntp(self.runtime, p.non_trainable_params_file)
+        if self.runtime.embeddings:
+            self.model.load_sparse_weights(list(p.sparse_model_files))
+
+    @staticmethod
+    def _check_files(p: InferenceParams) -> None:
+        if not os.path.isfile(p.dense_model_file):
+            raise CheckpointError(f"InferenceParams: dense_model_file '{p.dense_model_file}' does not exist")
+        for folder in p.sparse_model_files:
+            if not os.path.isdir(folder):
+                raise CheckpointError(f"InferenceParams: sparse model folder '{folder}' does not exist")
+        if p.non_trainable_params_file and not os.path.isfile(p.non_trainable_params_file):
+            raise CheckpointError(f"InferenceParams: non_trainable_params_file '{p.non_trainable_params_file}' "
+                                  "does not exist")
+
+    @staticmethod
+    def _use_device(p: InferenceParams) -> None:
+        """Make ``device_id`` the current CuPy device (GPU backend only)."""
+        if p.device == "cpu" or not backend.has_cupy_gpu():
+            return
+        xp = backend._cupy()
+        if p.device_id >= xp.cuda.runtime.getDeviceCount():
+            raise BackendError(f"InferenceParams: device_id={p.device_id} but CuPy sees "
+                               f"{xp.cuda.runtime.getDeviceCount()} GPU(s)")
+        xp.cuda.Device(p.device_id).use()
+
+    # -- data ----------------------------------------------------------------------------------
+    def _reader(self, source, data_reader_type, check_type, slot_size_array, data_source_params, num_samples,
+                async_param):
+        reader_params = DataReaderParams(
+            data_reader_type=data_reader_type, source=[source], eval_source=source, check_type=check_type,
+            slot_size_array=list(slot_size_array or []), data_source_params=data_source_params or DataSourceParams(),
+            eval_num_samples=num_samples,
+            async_param=async_param or AsyncParam(num_threads=1, num_batches_per_thread=4, shuffle=False,
+                                                  multi_hot_reader=True, is_dense_float=True))
+        cls = registry("readers").load(reader_params.type_name)
+        rt = self.runtime
+        return cls(reader_params, self.model.input_layer, batch_size=rt.batch_eval, source=source, repeat=False,
+                   key_dtype=rt.key_dtype, seed=rt.seed + 1, filesystem=None, num_samples=num_samples)
+
+    def _run(self, num_batches, source, data_reader_type, check_type, slot_size_array, data_source_params,
+             num_samples, async_param):
+        if isinstance(num_batches, bool) or not isinstance(num_batches, int) or num_batches < 1:
+            raise ConfigError(f"InferenceModel: num_batches must be an integer >= 1, got {num_batches!r}")
+        reader = self._reader(source, data_reader_type, check_type, slot_size_array, data_source_params,
+                              num_samples, async_param)
+        preds, labels = [], []
+        try:
+            for _ in range(num_batches):
+                batch = reader.next_batch()
+                if batch is None:
+                    break
+                pred, label, _loss = self.runtime.eval_step(batch)
+                preds.append(pred)
+                labels.append(label)
+        finally:
+            reader.close()
+        if not preds:
+            raise DataError(f"InferenceModel: '{source}' gave no batch to predict on")
+        return np.concatenate(preds).astype(np.float32), np.concatenate(labels).astype(np.float32)
+
+    # -- public API ----------------------------------------------------------------------------
+    def predict(self, num_batches, source, data_reader_type, check_type, slot_size_array=None,
+                data_source_params=None, reading_file_sequentially=True, num_samples=0, async_param=None):
+        """Predictions ``(rows, label_dim)`` float32 for ``num_batches`` batches of ``max_batchsize`` rows
+        read from ``source`` (fewer rows when the source ends first).
+
+        ``num_samples`` and ``async_param`` are ours, for RawAsync files (records to read; the reader
+        layout, default multi-hot with float dense). ``reading_file_sequentially`` is accepted: files
+        are always read in order here.
+        """
+        return self._run(num_batches, source, data_reader_type, check_type, slot_size_array, data_source_params,
+                         num_samples, async_param)[0]
+
+    def evaluate(self, num_batches, source, data_reader_type, check_type, slot_size_array=None,
+                 data_source_params=None, reading_file_sequentially=True, num_samples=0, async_param=None) -> float:
+        """AUC of the predictions of ``num_batches`` batches of ``source`` against its labels."""
+        pred, label = self._run(num_batches, source, data_reader_type, check_type, slot_size_array,
+                                data_source_params, num_samples, async_param)
+        return auc(pred, label)
+
+    def predict_arrays(self, dense=None, sparse=None, label=None) -> np.ndarray:
+        """Predictions for in-memory rows, in chunks of ``max_batchsize``.
+
+        Args:
+            dense: ``(n, dense_dim)`` float array (omit when the model has no dense input).
+            sparse: {sparse input name: keys}, keys either ``(n, slot_num*H)`` integers with -1 for
+                "no key" (fixed hotness H per slot), or a ``(row_offsets, keys)`` CSR pair with
+                ``n*slot_num+1`` offsets. Keys are what the embedding sees (slot offsets included).
+            label: optional ``(n, label_dim)`` labels (they only feed the loss value).
+        """
+        inp = self.model.input_layer
+        sparse = dict(sparse or {})
+        params = {p.top_name: p for p in inp.sparse_params}
+        missing = sorted(set(params) - set(sparse))
+        if missing or set(sparse) - set(params):
+            raise DataError(f"predict_arrays: sparse inputs {sorted(sparse)} do not match the model's {sorted(params)}")
+        n = self._rows(dense, sparse, inp)
+        dense = np.zeros((n, 0), np.float32) if dense is None else np.asarray(dense, np.float32).reshape(n, -1)
+        if dense.shape[1] != inp.dense_dim:
+            raise DataError(f"predict_arrays: dense has {dense.shape[1]} columns, the model's Data layer has "
+                            f"dense_dim={inp.dense_dim}")
+        label = np.zeros((n, inp.label_dim), np.float32) if label is None else np.asarray(label, np.float32)
+        csr = {name: _keys_to_csr(keys, params[name].slot_num, n, name) for name, keys in sparse.items()}
+        key_dtype = np.dtype(self.runtime.key_dtype)
+        out, step = [], self.runtime.batch_eval
+        for start in range(0, n, step):
+            stop = min(start + step, n)
+            sub = {}
+            for name, sb in csr.items():
+                lo, hi = int(sb.row_offsets[start * params[name].slot_num]), int(sb.row_offsets[stop * params[name].slot_num])
+                offsets = sb.row_offsets[start * params[name].slot_num: stop * params[name].slot_num + 1] - lo
+                sub[name] = SparseBatch(offsets, np.asarray(sb.keys[lo:hi]).astype(key_dtype))
+            batch = Batch(stop - start, label[start:stop], dense[start:stop], sub)
+            out.append(self.runtime.eval_step(batch)[0])
+        return np.concatenate(out).astype(np.float32) if out else np.zeros((0, inp.label_dim), np.float32)
+
+    @staticmethod
+    def _rows(dense, sparse, inp) -> int:
+        if dense is not None:
+            return int(np.asarray(dense).shape[0])
+        for name, keys in sparse.items():
+            if isinstance(keys, tuple):
+                slots = {p.top_name: p.slot_num for p in inp.sparse_params}[name]
+                return (len(keys[0]) - 1) // slots
+            return int(np.asarray(keys).shape[0])
+        raise DataError("predict_arrays: give dense and/or sparse inputs")
+
+    def check_out_tensor(self, tensor_name: str) -> np.ndarray:
+        """The value of a tensor in the last predicted batch."""
+        from .enums import Tensor_t  # noqa: PLC0415
+
+        return self.model.check_out_tensor(tensor_name, Tensor_t.Evaluate)
+
+
+# -- CLI hooks (hugectr_core/cli.py calls these) -------------------------------------------------
+def cli_predict(graph_config: str, dense_model: str, sparse_models: list, source: str, data_reader_type: str,
+                num_batches: int, batch_size: int, output: str = "", device: str = "auto",
+                i64_input_key: bool = False, slot_size_array=None, num_samples: int = 0) -> np.ndarray:
+    """``hugectr predict``: predictions of a saved model on a data source, optionally saved to ``output`` (.npy)."""
+    params = InferenceParams(model_name=os.path.basename(graph_config), max_batchsize=batch_size,
+                             dense_model_file=dense_model, sparse_model_files=list(sparse_models),
+                             i64_input_key=i64_input_key, device=device)
+    pred = InferenceModel(graph_config, params).predict(num_batches, source, data_reader_type, "Non",
+                                                        slot_size_array=slot_size_array, num_samples=num_samples)
+    if output:
+        np.save(output, pred)
+    return pred
+
+
+def cli_export_onnx(onnx_path: str, graph_config: str, dense_model: str, sparse_models=(), ntp_file=None,
+                    convert_embedding: bool = True) -> str:
+    """``hugectr export-onnx``: needs the ``hugectr2onnx`` distribution (plugins/export/onnx)."""
+    try:
+        from hugectr2onnx.converter import convert  # noqa: PLC0415 - optional plugin
+    except ImportError as exc:
+        raise BackendError("ONNX export needs the hugectr2onnx plugin: pip install -e plugins/export/onnx "
+                           "(it brings onnx and onnxruntime)") from exc
+    convert(onnx_path, graph_config, dense_model, convert_embedding=convert_embedding,
+            sparse_models=list(sparse_models), ntp_file=ntp_file)
+    return onnx_path
+
+
+__all__ = ["InferenceParams", "InferenceModel", "GraphStructure", "load_graph_structure", "cli_predict",
+           "cli_export_onnx", "IRRELEVANT_ARGS"]
