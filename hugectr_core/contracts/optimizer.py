@@ -31,8 +31,18 @@ class Optimizer:
     def initial_state(self, name: str) -> float:
         return 0.0
 
+    def state_shape(self, name: str, weight_shape: tuple) -> tuple:
+        """Shape of state ``name`` for a weight of ``weight_shape``: the weight's own shape by default.
+
+        An optimizer with compact state overrides it, e.g. row-wise AdaGrad keeps one accumulator per
+        embedding row: ``(rows, vec) -> (rows, 1)``. Embeddings allocate their states with it; the flat
+        dense buffer (1-D) always gets states shaped like the weights. ``update``/``update_rows`` then
+        receive states of these shapes.
+        """
+        return tuple(weight_shape)
+
     def update(self, xp, weight, grad, states: list, lr: float, step: int, scaler: float) -> None:
-        """Update ``weight`` in place from ``grad``; ``states`` are arrays shaped like ``weight``."""
+        """Update ``weight`` in place from ``grad``; ``states`` have the shapes of ``state_shape``."""
         raise NotImplementedError
 
     def update_rows(self, xp, table, states: list, rows, grad_rows, lr: float, step: int, scaler: float) -> None:

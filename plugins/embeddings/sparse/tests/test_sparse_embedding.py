@@ -195,9 +195,12 @@ def test_workspace_zero_is_a_config_error():
         make_embedding(workspace=0)
 
 
-def test_lazy_global_says_it_is_not_implemented():
-    with pytest.raises(ConfigError, match="LazyGlobal"):
-        make_embedding(optimizer="Adam", update_type="LazyGlobal")
+def test_lazy_global_is_adam_only():
+    params = CreateOptimizer(optimizer_type="Adam", update_type="LazyGlobal")
+    sgd = registry("optimizers").load("SGD")(params)  # CreateOptimizer refuses it; the embedding checks too
+    config = EmbeddingConfig("DistributedSlotSparseEmbeddingHash", "e", "data", 4, "sum", 1, 1, (1,))
+    with pytest.raises(ConfigError, match="LazyGlobal is implemented for Adam only"):
+        registry("embeddings").load("DistributedSlotSparseEmbeddingHash")(config, sgd)
 
 
 def test_full_table_names_embedding_capacity_and_fix():
@@ -324,6 +327,148 @@ def test_entry_points_and_kernels_cu_package_data():
         assert f"void {name}(" in source.read_text()
 
 
+# -- Update_t.LazyGlobal (formats.md 3.5) ---------------------------------------------------------
+
+B1, B2, EPS = 0.9, 0.999, 1e-7
+
+
+def lazy_adam_by_hand(w, m, v, prev, g, t, lr, b1=B1, b2=B2, eps=EPS):
+    """formats.md 3.5 written out for one element in float64: catch up k = t - prev steps, then m, v."""
+    k = t - prev
+    w = w - lr / (1 - b1) * math.sqrt(1 - b2 ** prev) / (1 - b1 ** prev) * (1 - b1 ** k) * m / (math.sqrt(v) + eps)
+    return w, b1 ** k * m + (1 - b1) * g, b2 ** k * v + (1 - b2) * g * g, t
+
+
+def test_lazy_reference_three_touches_with_skipped_steps_float64():
+    rng = np.random.default_rng(11)
+    table, g_all = rng.normal(size=(5, 3)), rng.normal(size=(3, 2, 3))
+    m, v, stamps = np.zeros((5, 3)), np.zeros((5, 3)), np.ones((5, 3), np.int64)
+    want = {r: [(table[r, c], 0.0, 0.0, 1) for c in range(3)] for r in range(5)}
+    touches = [(1, [0, 3]), (4, [3, 1]), (7, [0, 3])]  # row 3 skips steps 2-3 and 5-6, row 0 steps 2-6
+    for (t, rows), g in zip(touches, g_all):
+        reference.adam_lazy_update_rows(table, m, v, stamps, np.array(rows), g * 4.0, 0.01, t, B1, B2, EPS, 0.25)
+        for r, g_row in zip(rows, g):
+            want[r] = [lazy_adam_by_hand(*want[r][c][:3], want[r][c][3], g_row[c], t, 0.01) for c in range(3)]
+    for r in range(5):
+        np.testing.assert_allclose(table[r], [e[0] for e in want[r]], rtol=1e-12, atol=1e-15)
+        np.testing.assert_allclose(m[r], [e[1] for e in want[r]], rtol=1e-12, atol=1e-15)
+        np.testing.assert_allclose(v[r], [e[2] for e in want[r]], rtol=1e-12, atol=1e-15)
+        assert stamps[r].tolist() == [want[r][0][3]] * 3
+    assert stamps[2].tolist() == [1, 1, 1] and not np.allclose(table[0], want[2][0][0])
+
+
+def test_lazy_touched_every_step_is_global_adam_one_step_late():
+    table, m, v, stamps = np.zeros((1, 1)), np.zeros((1, 1)), np.zeros((1, 1)), np.ones((1, 1), np.int64)
+    grads, lr = [0.5, -1.0, 2.0], 0.1
+    am = av = w = 0.0
+    for t, g in enumerate(grads, start=1):
+        reference.adam_lazy_update_rows(table, m, v, stamps, np.array([0]), np.array([[g]]), lr, t, B1, B2, EPS, 1.0)
+        if t > 1:  # the movement of step t-1, with Adam's alpha_{t-1}
+            w -= lr * math.sqrt(1 - B2 ** (t - 1)) / (1 - B1 ** (t - 1)) * am / (math.sqrt(av) + EPS)
+        am, av = B1 * am + (1 - B1) * g, B2 * av + (1 - B2) * g * g
+        assert table[0, 0] == pytest.approx(w, rel=1e-12, abs=1e-15)
+    assert m[0, 0] == pytest.approx(am) and v[0, 0] == pytest.approx(av)
+
+
+def test_lazy_global_embedding_three_steps_against_formula(batch):
+    emb = make_embedding(optimizer="Adam", update_type="LazyGlobal", combiner="mean")
+    assert emb.n_states() == 3 and emb.capacity == 2**20 // (4 * 4 * 4)
+    assert emb.stamps.shape == (emb.capacity, 4) and np.all(emb.stamps == 1)
+    rng = np.random.default_rng(5)
+    steps = [(1, batch), (2, [[[1], [10], [20]]]), (4, batch)]  # keys 2, 3, 11, 21, 22 skip steps 2 and 3
+    state = {}
+    for t, samples in steps:
+        forward(emb, samples, step=t)
+        if not state:
+            state = {k: [(w, 0.0, 0.0, 1) for w in vec] for k, vec in vectors_by_key(emb).items()}
+        top_grad = rng.normal(size=(len(samples), 3, 4)).astype(np.float32)
+        emb.backward(ctx(step=t, scaler=2.0), top_grad * 2.0, lr=0.05)
+        for k, g in expected_key_grads(samples, top_grad, "mean").items():
+            state[k] = [lazy_adam_by_hand(*state[k][c][:3], state[k][c][3], g[c], t, 0.05) for c in range(4)]
+        got = vectors_by_key(emb)
+        for k, elems in state.items():
+            np.testing.assert_allclose(got[k], [e[0] for e in elems], rtol=1e-5, atol=1e-7)
+    rows = emb.table.find(np.array([2, 1]))
+    assert emb.stamps[rows[0]].tolist() == [4] * 4 and emb.stamps[rows[1]].tolist() == [4] * 4
+
+
+def test_lazy_global_optimizer_states_round_trip(batch):
+    emb = make_embedding(optimizer="Adam", update_type="LazyGlobal")
+    for t, sample in ((1, batch[0]), (3, batch[1])):  # keys 2 and 10 only at step 1
+        forward(emb, [sample], step=t)
+        emb.backward(ctx(step=t), np.ones((1, 3, 4), np.float32), lr=0.1)
+    d, states = emb.dump(), emb.dump_optimizer_states()
+    assert len(states) == 3 and sorted(set(states[2].ravel().tolist())) == [1.0, 3.0]
+    fresh = make_embedding(optimizer="Adam", update_type="LazyGlobal", seed=3)
+    fresh.load(d["key"], d["emb_vector"])
+    fresh.load_optimizer_states(d["key"], states)
+    for a, b in zip(fresh.dump_optimizer_states(), states):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(CheckpointError, match="2 optimizer states in the file.*has 3"):
+        fresh.load_optimizer_states(d["key"], states[:2])
+
+
+def test_rowwise_adagrad_embedding_keeps_one_accumulator_per_row(batch):
+    emb = make_embedding(optimizer="RowWiseAdaGrad", initial_accu_value=0.1, vec=4)
+    assert emb.states[0].shape == (emb.capacity, 1) and np.all(emb.states[0] == np.float32(0.1))
+    assert emb.capacity == 2**20 // (4 * (4 + 1))  # 4 bytes per vector element plus one per row
+    forward(emb, batch)
+    before = vectors_by_key(emb)
+    top_grad = np.random.default_rng(2).normal(size=(3, 3, 4)).astype(np.float32)
+    emb.backward(ctx(), top_grad, lr=0.1)
+    after, rows = vectors_by_key(emb), emb.table.find(np.array([1]))
+    for k, g in expected_key_grads(batch, top_grad, "sum").items():
+        acc = 0.1 + float(np.mean(g * g))
+        np.testing.assert_allclose(after[k], before[k] - 0.1 * g / (math.sqrt(acc) + 1e-7), rtol=1e-5, atol=1e-7)
+    acc_1 = 0.1 + float(np.mean(expected_key_grads(batch, top_grad, "sum")[1] ** 2))
+    assert emb.states[0][rows[0], 0] == pytest.approx(acc_1, rel=1e-5)
+    states = emb.dump_optimizer_states()  # files keep [n, vec]: the row's accumulator repeated
+    assert states[0].shape == (8, 4) and np.all(states[0] == states[0][:, :1])
+    fresh = make_embedding(optimizer="RowWiseAdaGrad", seed=1)
+    d = emb.dump()
+    fresh.load(d["key"], d["emb_vector"])
+    fresh.load_optimizer_states(d["key"], states)
+    np.testing.assert_array_equal(fresh.states[0][:8], emb.states[0][:8])
+
+
+# -- key checks -----------------------------------------------------------------------------------
+
+def test_key_above_slot_size_is_a_data_error_naming_embedding_and_slot():
+    emb = make_embedding("LocalizedSlotSparseEmbeddingHash", workspace=0, slot_size_array=(4, 100, 10))
+    forward(emb, [[[3], [103], [113]]])  # bound without known offsets: [0, cumulative end of the slot)
+    with pytest.raises(DataError, match=r"sparse_embedding1.*key 104 in slot 1 of sample 1.*\[0, 104\).*"
+                                        r"slot_size_array\[1\]=100"):
+        forward(emb, [[[1], [2], [5]], [[0], [104], [105]]])
+    assert emb.table.size == 3  # nothing inserted by the refused batch
+
+
+def test_slot_key_offsets_from_the_reader_give_exact_ranges():
+    opt = registry("optimizers").load("SGD")(CreateOptimizer(optimizer_type="SGD"))
+    config = EmbeddingConfig("DistributedSlotSparseEmbeddingHash", "emb", "data", 4, "sum", 1, 2, (2, 2),
+                             slot_size_array=(4, 100), extra={"slot_key_offsets": (0, 4)})
+    emb = registry("embeddings").load("DistributedSlotSparseEmbeddingHash")(config, opt)
+    emb.allocate(np, np.random.default_rng(0))
+    out = np.empty((1, 2, 4), np.float32)
+    emb.forward(ctx(), np.array([0, 1, 2]), np.array([3, 4], np.uint32), out)
+    with pytest.raises(DataError, match=r"key 3 in slot 1 .*\[4, 104\)"):
+        emb.forward(ctx(), np.array([0, 1, 2]), np.array([0, 3], np.uint32), out)
+    with pytest.raises(DataError, match=r"key 4 in slot 0 .*\[0, 4\)"):
+        emb.forward(ctx(), np.array([0, 1, 2]), np.array([4, 5], np.uint32), out)
+
+
+def test_keys_buffer_longer_than_row_offsets_reads_only_nnz(batch):
+    emb, ref = make_embedding(), make_embedding()
+    offsets, keys = csr(batch)
+    padded = np.concatenate([keys, [777, 888, 999]]).astype(np.uint32)
+    out, want = np.empty((3, 3, 4), np.float32), np.empty((3, 3, 4), np.float32)
+    emb.forward(ctx(), offsets, padded, out)
+    ref.forward(ctx(), offsets, keys.astype(np.uint32), want)
+    np.testing.assert_array_equal(out, want)
+    assert 777 not in emb.dump()["key"].tolist() and emb.table.size == 8
+    with pytest.raises(DataError, match="row_offsets end at 13 but input 'data' has only 12 keys"):
+        emb.forward(ctx(), offsets, keys[:12].astype(np.uint32), out)
+
+
 # -- GPU twins and the CuPy backend --------------------------------------------------------------
 
 def _device_table(cupy, n_slots, capacity):
@@ -428,3 +573,41 @@ def test_gpu_table_full_and_eval_zeros(gpu_xp):
     assert float(gpu_xp.abs(out).max()) == 0.0
     with pytest.raises(ConfigError, match="hash table is full"):
         emb.forward(ctx(gpu_xp), offsets, gpu_xp.asarray([1, 2, 3], dtype=gpu_xp.uint32), out)
+
+
+@pytest.mark.gpu
+def test_gpu_adam_lazy_update_rows_twin(gpu_xp):
+    from hugectr_core.testing import assert_twins
+    from hugectr_embeddings_sparse import kernels
+
+    rng = np.random.default_rng(9)
+    for dtype in (np.float32, np.float64):
+        table = rng.normal(size=(500, 24)).astype(dtype)
+        m = (rng.normal(size=(500, 24)) * 0.1).astype(dtype)
+        v = rng.uniform(0, 0.01, size=(500, 24)).astype(dtype)
+        stamps = rng.integers(1, 40, size=(500, 24)).astype(np.int64)
+        rows = rng.choice(500, 200, replace=False).astype(np.int64)
+        grad = rng.normal(size=(200, 24)).astype(dtype)
+        assert_twins(reference.adam_lazy_update_rows, kernels.adam_lazy_update_rows, table, m, v, stamps, rows,
+                     grad, 0.01, 41, 0.9, 0.999, 1e-7, 0.5, rtol=1e-4 if dtype == np.float32 else 1e-10, atol=1e-6)
+
+
+@pytest.mark.gpu
+def test_gpu_lazy_global_embedding_matches_numpy(gpu_xp, batch):
+    host = make_embedding(optimizer="Adam", update_type="LazyGlobal")
+    dev = make_embedding(optimizer="Adam", update_type="LazyGlobal", xp=gpu_xp)
+    forward(host, batch)
+    d = host.dump()
+    dev.load(d["key"], d["emb_vector"])
+    top_grad = np.random.default_rng(4).normal(size=(3, 3, 4)).astype(np.float32)
+    host.backward(ctx(step=1), top_grad, lr=0.01)
+    offsets, keys = csr(batch)
+    for step in (1, 3):
+        out = gpu_xp.empty((3, 3, 4), gpu_xp.float32)
+        dev.forward(ctx(gpu_xp, step=step), offsets, gpu_xp.asarray(keys.astype(np.uint32)), out)
+        dev.backward(ctx(gpu_xp, step=step), gpu_xp.asarray(top_grad), lr=0.01)
+    forward(host, batch, step=3)
+    host.backward(ctx(step=3), top_grad, lr=0.01)
+    want, got = vectors_by_key(host), vectors_by_key(dev)
+    for k in want:
+        np.testing.assert_allclose(got[k], want[k], rtol=1e-5, atol=1e-6)

@@ -207,3 +207,87 @@ def test_optimizer_on_cupy_equals_numpy(name, kw, gpu_xp):
     np.testing.assert_allclose(w.get(), w_host, rtol=1e-5, atol=1e-6)
     for d, h in zip(states, s_host):
         np.testing.assert_allclose(d.get(), h, rtol=1e-5, atol=1e-6)
+
+
+# -- RowWiseAdaGrad (beyond HugeCTR) ---------------------------------------------------------------
+
+def expected_rowwise_adagrad(w, grads, scaler, a0, eps):
+    """Two steps written out per row in float64: a += mean(g_row^2); w_row -= lr g_row / (sqrt(a) + eps)."""
+    w, a = w.astype(np.float64).copy(), np.full((w.shape[0], 1), a0, np.float64)
+    for lr, grad in zip(LR, grads):
+        for r in range(w.shape[0]):
+            g = grad[r].astype(np.float64) / scaler
+            a[r, 0] += sum(x * x for x in g) / g.size
+            w[r] -= lr * g / (math.sqrt(a[r, 0]) + eps)
+    return w, a
+
+
+@pytest.mark.parametrize("scaler", [1.0, 4.0])
+@pytest.mark.parametrize("a0,eps", [(0.0, 1e-7), (0.1, 1e-3)])
+def test_rowwise_adagrad_two_steps_on_all_rows_match_formula(scaler, a0, eps):
+    opt = make("RowWiseAdaGrad", initial_accu_value=a0, epsilon=eps)
+    w0, grads = random_case(scaler, shape=(5, 6))
+    w, grads = w0.astype(np.float64), [g.astype(np.float64) for g in grads]
+    a = np.full(opt.state_shape("accum", w.shape), opt.initial_state("accum"))
+    assert a.shape == (5, 1)
+    for step, (lr, g) in enumerate(zip(LR, grads), start=1):
+        opt.update(np, w, g, [a], lr=lr, step=step, scaler=scaler)
+    want_w, want_a = expected_rowwise_adagrad(w0, grads, scaler, a0, eps)
+    np.testing.assert_allclose(w, want_w, rtol=1e-12)
+    np.testing.assert_allclose(a, want_a, rtol=1e-12)
+
+
+def test_rowwise_adagrad_rows_touch_only_their_rows_and_hand_step():
+    opt = make("RowWiseAdaGrad", epsilon=0.0)
+    table, a = np.ones((4, 2)), np.zeros((4, 1))
+    opt.update_rows(np, table, [a], np.array([2, 0]), np.array([[3.0, 4.0], [1.0, 1.0]]), lr=0.5, step=1, scaler=1.0)
+    assert a[:, 0].tolist() == [1.0, 0.0, 12.5, 0.0]  # (9 + 16) / 2 and (1 + 1) / 2
+    np.testing.assert_allclose(table[2], [1 - 0.5 * 3 / math.sqrt(12.5), 1 - 0.5 * 4 / math.sqrt(12.5)])
+    np.testing.assert_allclose(table[0], [0.5, 0.5])
+    assert table[1].tolist() == [1.0, 1.0] and table[3].tolist() == [1.0, 1.0]
+
+
+def test_rowwise_adagrad_dense_flat_buffer_is_elementwise_adagrad():
+    rw, ada = make("RowWiseAdaGrad", initial_accu_value=0.1), make("AdaGrad", initial_accu_value=0.1)
+    assert rw.state_shape("accum", (37,)) == (37,)
+    w0, grads = random_case(2.0, shape=(37,))
+    w1, w2, a1, a2 = w0.copy(), w0.copy(), np.full(37, 0.1), np.full(37, 0.1)
+    for step, (lr, g) in enumerate(zip(LR, grads), start=1):
+        rw.update(np, w1, g, [a1], lr=lr, step=step, scaler=2.0)
+        ada.update(np, w2, g, [a2], lr=lr, step=step, scaler=2.0)
+    np.testing.assert_array_equal(w1, w2)
+    np.testing.assert_array_equal(a1, a2)
+
+
+def test_default_state_shape_is_the_weight_shape():
+    assert make("Adam").state_shape("m", (10, 4)) == (10, 4)
+    assert "void rowwise_adagrad_update_rows(" in importlib.resources.files(
+        "hugectr_optimizers_adaptive").joinpath("kernels.cu").read_text()
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_rowwise_adagrad_row_kernel_twin(dtype):
+    from hugectr_core.testing import assert_twins
+    from hugectr_optimizers_adaptive import kernels
+
+    rng = np.random.default_rng(8)
+    table = rng.normal(size=(400, 32)).astype(dtype)
+    a = np.abs(rng.normal(size=(400, 1))).astype(dtype)
+    rows = rng.permutation(400)[:77].astype(np.int64)
+    grad_rows = rng.normal(size=(77, 32)).astype(dtype)
+    assert_twins(reference.rowwise_adagrad_update_rows, kernels.rowwise_adagrad_update_rows, table, a, rows,
+                 grad_rows, 0.01, EPS, 0.5, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.gpu
+def test_rowwise_adagrad_on_cupy_equals_numpy(gpu_xp):
+    w0, grads = random_case(8.0, shape=(128, 16), seed=6)
+    opt = make("RowWiseAdaGrad", initial_accu_value=0.1)
+    w_host, a_host = w0.copy(), np.full((128, 1), 0.1, w0.dtype)
+    w, a = gpu_xp.asarray(w0), gpu_xp.full((128, 1), 0.1, w0.dtype)
+    for step, (lr, g) in enumerate(zip(LR, grads), start=1):
+        opt.update(np, w_host, g, [a_host], lr=lr, step=step, scaler=8.0)
+        opt.update(gpu_xp, w, gpu_xp.asarray(g), [a], lr=lr, step=step, scaler=8.0)
+    np.testing.assert_allclose(w.get(), w_host, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(a.get(), a_host, rtol=1e-5, atol=1e-6)

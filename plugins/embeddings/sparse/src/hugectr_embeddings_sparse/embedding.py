@@ -24,6 +24,10 @@ INIT_CHUNK_ELEMENTS = 1 << 22  # host RNG draws at most this many values at a ti
 _DECAYING = {"Adam", "MomentumSGD", "Nesterov"}  # fallback for optimizers without the flag
 
 
+def _is_adam(optimizer) -> bool:
+    return type(optimizer).__name__ == "Adam" or getattr(optimizer, "supports_lazy_global", False)
+
+
 def _kernels(xp):
     if is_numpy(xp):
         return reference
@@ -48,14 +52,16 @@ class SparseEmbeddingHash(Embedding):
     def __init__(self, config, optimizer):
         super().__init__(config, optimizer)
         self.update_type = getattr(optimizer.params, "update_name", "Local")
-        if self.update_type == "LazyGlobal":
-            raise ConfigError(f"embedding '{self.name}' ({config.type_name}): Update_t.LazyGlobal is not "
-                              f"implemented yet (it arrives with the embeddings issue); use Update_t.Global "
-                              f"or Update_t.Local")
+        if self.update_type == "LazyGlobal" and not _is_adam(optimizer):
+            raise ConfigError(f"embedding '{self.name}' ({config.type_name}): Update_t.LazyGlobal is implemented "
+                              f"for Adam only (as in HugeCTR), not {type(optimizer).__name__}; use "
+                              f"Update_t.Global or Update_t.Local")
         self.capacity = self._capacity()
         self.xp = None
         self.rows = None
         self.states: list = []
+        self.stamps = None   # LazyGlobal: int64 [capacity, vec], step of each element's last update
+        self._key_ranges = None
         self.table = None
         self._plan: BackwardPlan | None = None
 
@@ -66,10 +72,24 @@ class SparseEmbeddingHash(Embedding):
     def n_states(self) -> int:
         return len(self.optimizer.state_names) + (1 if self.update_type == "LazyGlobal" else 0)
 
+    def state_shapes(self, rows: int) -> list:
+        """Shape of each optimizer state for ``rows`` rows (``Optimizer.state_shape``; default like the rows)."""
+        vec = self.config.embedding_vec_size
+        shape_of = getattr(self.optimizer, "state_shape", None)
+        return [tuple(shape_of(n, (rows, vec))) if shape_of else (rows, vec) for n in self.optimizer.state_names]
+
+    def bytes_per_key(self) -> int:
+        """4 bytes per vector element and per state element; HugeCTR's ``(1 + n_states) * 4 * vec`` for
+        optimizers whose states are shaped like the rows (LazyGlobal's stamp counts as one state, as there)."""
+        vec = self.config.embedding_vec_size
+        state_elems = sum(int(np.prod(shape[1:])) for shape in self.state_shapes(1))
+        lazy = vec if self.update_type == "LazyGlobal" else 0
+        return 4 * (vec + state_elems + lazy)
+
     def _capacity(self) -> int:
         """max_vocab_per_gpu = MB * 2^20 / ((1 + n_states) * 4 * vec) (model.cpp)."""
         cfg = self.config
-        bytes_per_key = (1 + self.n_states()) * 4 * cfg.embedding_vec_size
+        bytes_per_key = self.bytes_per_key()
         capacity = int(cfg.workspace_size_per_gpu_in_mb * 2**20 // bytes_per_key)
         if capacity < 1:
             raise ConfigError(f"{self._where()}: workspace_size_per_gpu_in_mb={cfg.workspace_size_per_gpu_in_mb} "
@@ -81,7 +101,7 @@ class SparseEmbeddingHash(Embedding):
 
     def _table_full(self, needed: int) -> Exception:
         cfg = self.config
-        mb = math.ceil(needed * (1 + self.n_states()) * 4 * cfg.embedding_vec_size / 2**20)
+        mb = math.ceil(needed * self.bytes_per_key() / 2**20)
         return ConfigError(f"{self._where()}: the hash table is full: it holds {self.capacity} keys "
                            f"(workspace_size_per_gpu_in_mb={cfg.workspace_size_per_gpu_in_mb}, "
                            f"embedding_vec_size={cfg.embedding_vec_size}, {self.n_states()} optimizer state(s)) "
@@ -102,15 +122,19 @@ class SparseEmbeddingHash(Embedding):
             for a in range(start, end, chunk):
                 b = min(a + chunk, end)
                 self.rows[a:b] = xp.asarray(rng.uniform(-limit, limit, size=(b - a, vec)).astype(np.float32))
-        self.states = [xp.full((self.capacity, vec), self.optimizer.initial_state(n), xp.float32)
-                       for n in self.optimizer.state_names]
+        self.states = [xp.full(shape, self.optimizer.initial_state(n), xp.float32)
+                       for n, shape in zip(self.optimizer.state_names, self.state_shapes(self.capacity))]
+        # HugeCTR initialises the stamps to 1 (so the first catch-up divides by 1 - beta1^1, not 0)
+        self.stamps = xp.ones((self.capacity, vec), xp.int64) if self.update_type == "LazyGlobal" else None
+        self._key_ranges = self._slot_key_ranges(xp)
         self.table = make_hash_table(xp, self.capacity, self._table_full)
         self._plan = None
 
     def memory_bytes(self) -> dict:
         if self.rows is None:
             return {}
-        return {"rows": int(self.rows.nbytes), "optimizer_states": int(sum(s.nbytes for s in self.states)),
+        stamps = int(self.stamps.nbytes) if self.stamps is not None else 0
+        return {"rows": int(self.rows.nbytes), "optimizer_states": int(sum(s.nbytes for s in self.states)) + stamps,
                 "hash_table": int(self.table.nbytes())}
 
     def _require_allocated(self):
@@ -118,22 +142,82 @@ class SparseEmbeddingHash(Embedding):
             raise ConfigError(f"{self._where()}: call allocate(xp, rng) before using the embedding")
 
     # -- forward ---------------------------------------------------------------------------------
-    def _check_keys(self, keys):
-        if np.dtype(keys.dtype).kind == "i" and keys.size and bool((keys < 0).any()):
-            raise DataError(f"{self._where()}: negative keys in input '{self.config.bottom_name}' "
-                            f"(first: {int(to_host(keys[keys < 0])[0])}); HugeCTR keys are non-negative "
-                            f"integers: fix the data or the reader's slot offsets")
+    def _slot_key_ranges(self, xp):
+        """Per-slot ``[lo, hi)`` key ranges from ``slot_size_array`` (None without it).
+
+        When the runtime says which offsets the reader added (``config.extra["slot_key_offsets"]``: one
+        per slot; zeros when the reader adds none) slot s holds ``[off_s, off_s + size_s)``. Otherwise the
+        bound is ``[0, sum(sizes[:s+1]))``: right both for offset keys and for keys counted from 0 per slot.
+        """
+        sizes = self.config.slot_size_array
+        if not sizes:
+            return None
+        sizes = np.asarray(sizes, np.int64)
+        offsets = self.config.extra.get("slot_key_offsets")
+        if offsets is None:
+            lo, hi = np.zeros_like(sizes), np.cumsum(sizes)
+        else:
+            lo = np.asarray(offsets, np.int64)
+            if lo.shape != sizes.shape:
+                raise ConfigError(f"{self._where()}: extra['slot_key_offsets'] has {lo.size} entries, expected "
+                                  f"one per slot ({sizes.size})")
+            hi = lo + sizes
+        return xp.asarray(lo), xp.asarray(hi)
+
+    def _check_keys(self, keys, offsets):
+        """Negative keys (signed key type) and, with slot_size_array, keys outside their slot's range.
+
+        One device reduction, then one host read of its flag (a device->host sync on CuPy, only when
+        there is something to check: int64 keys or slot_size_array)."""
+        xp = self.xp
+        signed = np.dtype(keys.dtype).kind == "i"
+        if not keys.size or (not signed and self._key_ranges is None):
+            return
+        k = keys.astype(xp.int64, copy=False)
+        if self._key_ranges is None:
+            bad = k < 0
+        else:
+            seg = xp.searchsorted(offsets[1:], xp.arange(k.size, dtype=xp.int64), side="right")
+            slot = seg % self.config.slot_num
+            lo, hi = self._key_ranges
+            bad = (k < lo[slot]) | (k >= hi[slot]) | (k < 0)
+        if not bool(bad.any()):
+            return
+        first = int(to_host(xp.flatnonzero(bad))[0])
+        key = int(to_host(k[first:first + 1])[0])
+        bottom = self.config.bottom_name
+        if key < 0:
+            raise DataError(f"{self._where()}: negative keys in input '{bottom}' (first: {key} at position {first}); "
+                            f"HugeCTR keys are non-negative integers: fix the data or the reader's slot offsets")
+        seg_of = int(np.searchsorted(to_host(offsets[1:]), first, side="right"))
+        sample, s = divmod(seg_of, self.config.slot_num)
+        lo, hi = (int(to_host(a[s:s + 1])[0]) for a in self._key_ranges)
+        raise DataError(f"{self._where()}: key {key} in slot {s} of sample {sample} of input '{bottom}' is outside "
+                        f"[{lo}, {hi}) given by slot_size_array[{s}]={self.config.slot_size_array[s]}; raise "
+                        f"slot_size_array[{s}] or fix the data (keys of slot {s} must be below its size, plus "
+                        f"the slot offset when the reader adds offsets)")
+
+    def _nnz(self, row_offsets) -> int:
+        """Keys in use: ``row_offsets[-1]``. Free when the offsets are a host (NumPy) array, which the
+        runtime has anyway; a device array costs one device->host read."""
+        return int(row_offsets[-1]) if isinstance(row_offsets, np.ndarray) else int(to_host(row_offsets[-1:])[0])
 
     def forward(self, ctx, row_offsets, keys, out_bse) -> None:
+        """Look up and combine. ``keys`` may be longer than ``row_offsets[-1]`` (a reusable buffer): only
+        the first ``row_offsets[-1]`` are read. ``row_offsets`` may be a host array on any backend."""
         self._require_allocated()
         xp, vec = self.xp, self.config.embedding_vec_size
         n_seg = out_bse.shape[0] * self.config.slot_num
         if row_offsets.size != n_seg + 1:
             raise DataError(f"{self._where()}: row_offsets has {row_offsets.size} entries, expected "
                             f"batch*slot_num+1 = {n_seg + 1} for output {tuple(out_bse.shape)}")
+        nnz = self._nnz(row_offsets)
+        if nnz > keys.size:
+            raise DataError(f"{self._where()}: row_offsets end at {nnz} but input '{self.config.bottom_name}' "
+                            f"has only {keys.size} keys")
         offsets = xp.asarray(row_offsets).astype(xp.int64, copy=False)
-        keys = keys[: int(offsets[-1])]
-        self._check_keys(keys)
+        keys = keys[:nnz]
+        self._check_keys(keys, offsets)
         rows = self.table.insert_or_find(keys) if ctx.training else self.table.find(keys)
         out_sv = out_bse.reshape(n_seg, vec)
         combined = out_sv if out_sv.dtype == xp.float32 and out_sv.flags.c_contiguous \
@@ -181,13 +265,23 @@ class SparseEmbeddingHash(Embedding):
         top_grad_sv = xp.ascontiguousarray(top_grad_bse.reshape(-1, vec), dtype=xp.float32)
         grad_uv = _kernels(xp).segmented_reduce(top_grad_sv, plan.seg_j, plan.scale_j, plan.starts)
         step, scaler = ctx.step, ctx.scaler
-        if self._moves_untouched_rows():
+        if self.update_type == "LazyGlobal":
+            self._lazy_adam(plan.unique_rows, grad_uv, lr, step, scaler)
+        elif self._moves_untouched_rows():
             used = self.table.size
             dense = xp.zeros((used, vec), xp.float32)
             dense[plan.unique_rows] = grad_uv
             self.optimizer.update(xp, self.rows[:used], dense, [s[:used] for s in self.states], lr, step, scaler)
         elif plan.unique_rows.size:
             self.optimizer.update_rows(xp, self.rows, self.states, plan.unique_rows, grad_uv, lr, step, scaler)
+
+    def _lazy_adam(self, rows, grad_uv, lr, step, scaler) -> None:
+        if step < 1:
+            raise ConfigError(f"{self._where()}: Adam LazyGlobal needs the 1-based step (>= 1), got {step}")
+        if rows.size:
+            p = self.optimizer.params
+            _kernels(self.xp).adam_lazy_update_rows(self.rows, self.states[0], self.states[1], self.stamps, rows,
+                                                    grad_uv, lr, step, p.beta1, p.beta2, p.epsilon, 1.0 / scaler)
 
     # -- checkpoint ------------------------------------------------------------------------------
     def dump(self) -> dict:
@@ -200,18 +294,25 @@ class SparseEmbeddingHash(Embedding):
         return None
 
     def dump_optimizer_states(self) -> list:
-        """Host copies of each optimizer state for the rows in use, aligned with ``dump()["key"]``."""
+        """Host copies of each optimizer state for the rows in use, aligned with ``dump()["key"]``, each
+        ``[n, vec]`` float32 (a compact ``[n, 1]`` state is repeated across the vector; LazyGlobal adds the
+        step stamps as a last state, exact as float32 up to step 2^24)."""
         self._require_allocated()
-        n = self.table.size
-        return [to_host(s[:n]).astype(np.float32) for s in self.states]
+        n, vec = self.table.size, self.config.embedding_vec_size
+        out = [np.broadcast_to(to_host(s[:n]).astype(np.float32).reshape(n, -1), (n, vec)).copy()
+               for s in self.states]
+        if self.stamps is not None:
+            out.append(to_host(self.stamps[:n]).astype(np.float32))
+        return out
 
     def load_optimizer_states(self, key, states) -> None:
         """Set the optimizer state rows of ``key`` (already in the table: load the weights first)."""
         self._require_allocated()
         vec = self.config.embedding_vec_size
-        if len(states) != len(self.states):
+        expected = len(self.states) + (1 if self.stamps is not None else 0)
+        if len(states) != expected:
             raise CheckpointError(f"{self._where()}: {len(states)} optimizer states in the file, the optimizer "
-                                  f"{type(self.optimizer).__name__} has {len(self.states)}")
+                                  f"{type(self.optimizer).__name__} ({self.update_type}) has {expected}")
         for st in states:
             if st.shape != (len(key), vec):
                 raise CheckpointError(f"{self._where()}: optimizer state of shape {st.shape}, expected "
@@ -223,7 +324,10 @@ class SparseEmbeddingHash(Embedding):
             raise CheckpointError(f"{self._where()}: {int((rows < 0).sum())} keys of the optimizer-state file are "
                                   "not in the table; load the matching sparse weights first")
         for full, part in zip(self.states, states):
-            full[rows] = xp.asarray(part)
+            part = np.asarray(part)
+            full[rows] = xp.asarray(part[:, : full.shape[1]] if full.ndim == 2 else part)
+        if self.stamps is not None:
+            self.stamps[rows] = xp.asarray(np.rint(np.asarray(states[-1])).astype(np.int64))
 
     def _load_keys(self, key, emb_vector):
         vec = self.config.embedding_vec_size

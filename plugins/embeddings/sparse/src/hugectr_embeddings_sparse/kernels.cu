@@ -13,7 +13,8 @@
 // counter, so the row a new key receives depends on thread timing (row ids are not deterministic;
 // the key -> row mapping is always consistent). A thread that finds its key claimed by another
 // thread spins until the row is published (safe with independent thread scheduling, sm_70+).
-// gather_combine and segmented_reduce use no atomics: one thread per output element.
+// gather_combine, segmented_reduce and adam_lazy_update_rows use no atomics: one thread per output element
+// (adam_lazy_update_rows needs unique rows_u).
 
 #define EMPTY_KEY 0xFFFFFFFFFFFFFFFFULL
 
@@ -111,5 +112,29 @@ __global__ void segmented_reduce(const T* top_grad_sv, const long long* seg_j, c
     T acc = T(0);
     for (long long j = starts_u[u]; j < starts_u[u + 1]; ++j) acc += top_grad_sv[seg_j[j] * v + c] * scale_j[j];
     grad_uv[i] = acc;
+  }
+}
+
+// Adam with Update_t.LazyGlobal (formats.md 3.5, HugeCTR's opt_adam_kernel_lazy), element (u, c) of the
+// unique touched rows: p = stamps_xv (step of the last touch, 1 initially), k = step - p skipped steps;
+// w -= lr/(1-b1) * sqrt(1-b2^p)/(1-b1^p) * (1-b1^k) * m/(sqrt(v)+eps) with the old m, v; then
+// m = b1^k m + (1-b1) g, v = b2^k v + (1-b2) g^2, p = step. g = grad_uv * inv_scaler.
+template <typename T>
+__global__ void adam_lazy_update_rows(T* table_xv, T* m_xv, T* v_xv, long long* stamps_xv, const long long* rows_u,
+                                      const T* grad_uv, long long n_unique, long long v, T lr, long long step,
+                                      T beta1, T beta2, T eps, T inv_scaler) {
+  HCTR_GRID_STRIDE_LOOP(i, n_unique * v) {
+    const long long at = rows_u[i / v] * v + i % v;
+    const long long prev = stamps_xv[at];
+    const T skipped = T(step - prev);
+    const T b1_skipped = pow(beta1, skipped);
+    const T alpha = lr / (T(1) - beta1) * sqrt(T(1) - pow(beta2, T(prev))) / (T(1) - pow(beta1, T(prev))) *
+                    (T(1) - b1_skipped);
+    const T m_old = m_xv[at], v_old = v_xv[at];
+    const T g = grad_uv[i] * inv_scaler;
+    table_xv[at] = table_xv[at] - alpha * m_old / (sqrt(v_old) + eps);
+    m_xv[at] = b1_skipped * m_old + (T(1) - beta1) * g;
+    v_xv[at] = pow(beta2, skipped) * v_old + (T(1) - beta2) * g * g;
+    stamps_xv[at] = step;
   }
 }

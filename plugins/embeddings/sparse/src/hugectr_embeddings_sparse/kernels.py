@@ -10,7 +10,7 @@ _FLOAT_TYPES = ("float", "double")
 KERNELS = KernelModule(
     "hugectr_embeddings_sparse",
     [f"hash_insert_or_find<{k}>" for k in _KEY_TYPES] + [f"hash_find<{k}>" for k in _KEY_TYPES]
-    + [f"gather_combine<{t}>" for t in _FLOAT_TYPES] + [f"segmented_reduce<{t}>" for t in _FLOAT_TYPES])
+    + [f"{n}<{t}>" for n in ("gather_combine", "segmented_reduce", "adam_lazy_update_rows") for t in _FLOAT_TYPES])
 
 
 def _keys(keys):
@@ -65,3 +65,17 @@ def segmented_reduce(top_grad_sv, seg_j, scale_j, starts_u):
                         cupy.ascontiguousarray(scale_j, dtype=top_grad_sv.dtype),
                         cupy.ascontiguousarray(starts_u, dtype=cupy.int64), np.int64(n_unique), np.int64(vec), grad_uv))
     return grad_uv
+
+
+def adam_lazy_update_rows(table, m, v, stamps, rows, grad_rows, lr, step, beta1, beta2, eps, inv_scaler):
+    import cupy  # noqa: PLC0415
+
+    rows = cupy.ascontiguousarray(rows, dtype=cupy.int64)
+    grad_rows = cupy.ascontiguousarray(grad_rows, dtype=table.dtype)
+    n_unique, vec = rows.size, table.shape[1]
+    if n_unique:
+        t = table.dtype.type
+        KERNELS.launch("adam_lazy_update_rows", table.dtype, n_unique * vec,
+                       (table, m, v, stamps, rows, grad_rows, np.int64(n_unique), np.int64(vec), t(lr),
+                        np.int64(step), t(beta1), t(beta2), t(eps), t(inv_scaler)))
+    return table, m, v, stamps

@@ -87,3 +87,30 @@ def segmented_reduce(top_grad_sv, seg_j, scale_j, starts_u):
         return np.zeros((0, top_grad_sv.shape[1]), top_grad_sv.dtype)
     scaled = top_grad_sv[seg_j] * scale_j[:, None].astype(top_grad_sv.dtype)
     return np.add.reduceat(scaled, starts_u[:-1], axis=0)
+
+
+def adam_lazy_update_rows(table, m, v, stamps, rows, grad_rows, lr, step, beta1, beta2, eps, inv_scaler):
+    """Adam with ``Update_t.LazyGlobal`` on the unique ``rows`` touched at ``step`` (formats.md 3.5).
+
+    Per element, with ``p = stamps`` (the step of the last touch, 1 before any) and ``k = step - p``
+    skipped steps: first the weight catches up with the ``k`` steps of Global Adam it missed, in
+    closed form with m and v frozen at their last values,
+    ``w -= lr/(1-b1) * sqrt(1-b2^p)/(1-b1^p) * (1-b1^k) * m/(sqrt(v)+eps)``; then
+    ``m = b1^k m + (1-b1) g``, ``v = b2^k v + (1-b2) g^2`` and ``p = step``. As in HugeCTR the current
+    gradient moves the weight only at the next touch. Computed in the table's dtype (powf in float32).
+    """
+    dt = table.dtype.type
+    b1, b2, eps_, lr_, inv = dt(beta1), dt(beta2), dt(eps), dt(lr), dt(inv_scaler)
+    g = grad_rows.astype(table.dtype) * inv
+    prev = stamps[rows]
+    skipped = (np.int64(step) - prev).astype(table.dtype)
+    b1_skipped = np.power(b1, skipped)
+    alpha = (lr_ / (dt(1) - b1)) * np.sqrt(dt(1) - np.power(b2, prev.astype(table.dtype))) \
+        / (dt(1) - np.power(b1, prev.astype(table.dtype))) * (dt(1) - b1_skipped)
+    mi, vi = m[rows], v[rows]
+    table[rows] = table[rows] - alpha * mi / (np.sqrt(vi) + eps_)
+    m[rows] = b1_skipped * mi + (dt(1) - b1) * g
+    v[rows] = np.power(b2, skipped) * vi + (dt(1) - b2) * g * g
+    stamps[rows] = step
+    return table, m, v, stamps
+

@@ -1,4 +1,4 @@
-"""HugeCTR's adaptive optimizers for hugectr-core: Adam and AdaGrad (formats.md 3.5)."""
-from .optimizers import AdaGrad, Adam, Ftrl
+"""HugeCTR's adaptive optimizers for hugectr-core: Adam, AdaGrad, Ftrl (formats.md 3.5) and row-wise AdaGrad."""
+from .optimizers import AdaGrad, Adam, Ftrl, RowWiseAdaGrad
 
-__all__ = ["AdaGrad", "Adam", "Ftrl"]
+__all__ = ["AdaGrad", "Adam", "Ftrl", "RowWiseAdaGrad"]

@@ -4,6 +4,9 @@
 // block 256. T is the weight/state/gradient type (float or double); every scalar argument is a T.
 // No atomics: every thread owns distinct elements (rows[] must be unique in the *_rows kernels).
 //
+// rowwise_adagrad_update_rows runs one thread per row (r threads, not r*v): it reduces the row's squared
+// gradient, then updates the row.
+//
 // Axis letters: n = elements of a flat buffer; r = unique rows being updated; v = embedding vector
 // element. Row kernels read grad_rv[i*v + c] and write table_xv[rows[i]*v + c] (x = all table rows).
 // inv_scaler = 1/scaler: gradients arrive multiplied by the static loss scale.
@@ -93,5 +96,25 @@ __global__ void ftrl_update_rows(T* table_xv, T* n_xv, T* z_xv, const long long*
        i += (long long)blockDim.x * gridDim.x) {
     const long long at = rows_r[i / v] * v + i % v;
     ftrl_step(table_xv[at], n_xv[at], z_xv[at], grad_rv[i] * inv_scaler, lr, beta, l1, l2);
+  }
+}
+
+// Row-wise AdaGrad (TorchRec's, beyond HugeCTR): one accumulator per row, a_x1[x] (shape [rows, 1]).
+// a += mean_c(g[c]^2); w[c] -= lr * g[c] / (sqrt(a) + eps), g = grad * inv_scaler. One thread per row.
+template <typename T>
+__global__ void rowwise_adagrad_update_rows(T* table_xv, T* a_x1, const long long* rows_r, const T* grad_rv,
+                                            long long r, long long v, T lr, T eps, T inv_scaler) {
+  for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < r;
+       i += (long long)blockDim.x * gridDim.x) {
+    const long long row = rows_r[i];
+    T sum_sq = T(0);
+    for (long long c = 0; c < v; ++c) {
+      const T g = grad_rv[i * v + c] * inv_scaler;
+      sum_sq += g * g;
+    }
+    const T a_new = a_x1[row] + sum_sq / T(v);
+    a_x1[row] = a_new;
+    const T step = lr / (sqrt(a_new) + eps);
+    for (long long c = 0; c < v; ++c) table_xv[row * v + c] -= step * (grad_rv[i * v + c] * inv_scaler);
   }
 }

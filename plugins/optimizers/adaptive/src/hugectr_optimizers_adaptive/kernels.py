@@ -12,7 +12,7 @@ from hugectr_core.optim_support import rows_kernel_args as _rows_args
 
 _DTYPES = ("float", "double")
 _NAMES = ("adam_update", "adam_update_rows", "adagrad_update", "adagrad_update_rows", "ftrl_update",
-          "ftrl_update_rows")
+          "ftrl_update_rows", "rowwise_adagrad_update_rows")
 KERNELS = KernelModule("hugectr_optimizers_adaptive", [f"{n}<{t}>" for n in _NAMES for t in _DTYPES])
 
 
@@ -64,3 +64,13 @@ def ftrl_update_rows(table, n, z, rows, grad_rows, lr, beta, lambda1, lambda2, i
     KERNELS.launch("ftrl_update_rows", table.dtype, r * vec,
                    (table, n, z, rows, grad_rows, r, vec, t(lr), t(beta), t(lambda1), t(lambda2), t(inv_scaler)))
     return table, n, z
+
+
+def rowwise_adagrad_update_rows(table, a, rows, grad_rows, lr, eps, inv_scaler):
+    _check(table, a)
+    rows, grad_rows, r, vec = _rows_args(table, rows, grad_rows)
+    t = table.dtype.type
+    if r:
+        KERNELS.launch("rowwise_adagrad_update_rows", table.dtype, r,
+                       (table, a, rows, grad_rows, r, vec, t(lr), t(eps), t(inv_scaler)))
+    return table, a

@@ -5,6 +5,8 @@ With ``g = grad / scaler``, ``t`` the 1-based step and ``eps = params.epsilon``:
 * Adam: ``m = b1*m + (1-b1)*g; v = b2*v + (1-b2)*g^2; w -= lr*sqrt(1-b2^t)/(1-b1^t) * m/(sqrt(v)+eps)``
 * AdaGrad: ``a += g^2; w -= lr*g/(sqrt(a)+eps)``, ``a`` starting at ``params.initial_accu_value``
 * Ftrl: states ``n``, ``z``; formats.md 3.5 (beta/lr joins lambda2 in the denominator)
+* RowWiseAdaGrad (TorchRec's, beyond HugeCTR): one accumulator per embedding row,
+  ``a += mean(g_row^2); w_row -= lr*g_row/(sqrt(a)+eps)``; elementwise AdaGrad on dense weights
 """
 from __future__ import annotations
 
@@ -119,3 +121,44 @@ class Ftrl(Optimizer):
         p = self.params
         _impl(xp).ftrl_update_rows(table, states[0], states[1], rows, grad_rows, self._lr(lr), p.beta, p.lambda1,
                                    p.lambda2, 1.0 / scaler)
+
+
+class RowWiseAdaGrad(Optimizer):
+    """Row-wise AdaGrad (as TorchRec's): one accumulator per embedding row instead of one per element.
+
+    ``a += mean(g_row^2); w_row -= lr * g_row / (sqrt(a) + eps)``; ``a`` starts at ``initial_accu_value``.
+    Embeddings get the state ``[rows, 1]`` (``state_shape``), a ``1/vec`` of AdaGrad's memory. The flat
+    dense buffer has no rows: there the update is elementwise AdaGrad (each element its own row of 1).
+    Rows a batch does not touch keep their weights, so Update_t.Global equals Local.
+
+    Example:
+        >>> import numpy as np
+        >>> from hugectr_core.params import CreateOptimizer
+        >>> opt = RowWiseAdaGrad(CreateOptimizer(optimizer_type="RowWiseAdaGrad", epsilon=0.0))
+        >>> opt.state_shape("accum", (1000, 16))
+        (1000, 1)
+        >>> table, a = np.ones((2, 2)), np.zeros((2, 1))
+        >>> opt.update_rows(np, table, [a], np.array([1]), np.array([[3.0, 4.0]]), lr=0.1, step=1, scaler=1.0)
+        >>> a[:, 0].tolist(), [round(float(x), 4) for x in table[1]]   # a = (9 + 16) / 2
+        ([0.0, 12.5], [0.9151, 0.8869])
+    """
+
+    state_names = ("accum",)
+    global_moves_untouched_rows = False
+
+    def initial_state(self, name: str) -> float:
+        return float(self.params.initial_accu_value)
+
+    def state_shape(self, name: str, weight_shape: tuple) -> tuple:
+        return (weight_shape[0], 1) if len(weight_shape) == 2 else tuple(weight_shape)
+
+    def update(self, xp, weight, grad, states, lr, step, scaler):
+        if states[0].shape == weight.shape:  # flat dense buffer: elementwise AdaGrad
+            _impl(xp).adagrad_update(weight, grad, states[0], lr, self.params.epsilon, 1.0 / scaler)
+        else:  # a whole table: every row
+            rows = xp.arange(weight.shape[0], dtype=xp.int64)
+            self.update_rows(xp, weight, states, rows, grad, lr, step, scaler)
+
+    def update_rows(self, xp, table, states, rows, grad_rows, lr, step, scaler):
+        _impl(xp).rowwise_adagrad_update_rows(table, states[0], rows, grad_rows, lr, self.params.epsilon,
+                                              1.0 / scaler)

@@ -64,3 +64,16 @@ def ftrl_update(w, g, n, z, lr, beta, lambda1, lambda2, inv_scaler):
 
 def ftrl_update_rows(table, n, z, rows, grad_rows, lr, beta, lambda1, lambda2, inv_scaler):
     return _rows_update(ftrl_update, table, [n, z], rows, grad_rows, lr, beta, lambda1, lambda2, inv_scaler)
+
+
+def rowwise_adagrad_update_rows(table, a, rows, grad_rows, lr, eps, inv_scaler):
+    """Row-wise AdaGrad on the unique ``rows``: one accumulator per row (``a`` is ``[rows, 1]``).
+
+    ``a[r] += mean_c(g[r, c]^2); table[r] -= lr * g[r] / (sqrt(a[r]) + eps)`` with ``g = grad * inv_scaler``.
+    """
+    lr, eps, inv_scaler = _scalars(table.dtype, lr, eps, inv_scaler)
+    gs = grad_rows.astype(table.dtype).reshape(len(rows), -1) * inv_scaler
+    acc = a[rows].reshape(len(rows), 1) + (gs * gs).mean(axis=1, keepdims=True)
+    a[rows] = acc.reshape(a[rows].shape)
+    table[rows] = table[rows] - (lr * gs / (np.sqrt(acc) + eps)).reshape(table[rows].shape)
+    return table, a
