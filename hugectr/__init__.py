@@ -23,4 +23,20 @@ from hugectr_core.solver import CreateSolver, Solver
 
 Error = HugeCTRError
 
+_COLLECTION_NAMES = ("EmbeddingTableConfig", "EmbeddingCollectionConfig", "CommunicationStrategy",
+                     "CompressionStrategy")
+
+
+def __getattr__(name):
+    """Embedding Collection objects come from their plugin, imported only when used."""
+    if name in _COLLECTION_NAMES:
+        try:
+            import hugectr_embeddings_collection as ec
+        except ImportError:
+            raise PluginError(f"hugectr.{name} needs the Embedding Collection plugin: "
+                              "pip install hugectr-embeddings-collection") from None
+        return getattr(ec, name)
+    raise AttributeError(f"module 'hugectr' has no attribute '{name}'")
+
+
 __all__ = [n for n in dir() if not n.startswith("_")]

@@ -52,7 +52,7 @@ def save_params(model, prefix: str, iteration: int) -> None:
     ntp = _non_trainable_json(rt)
     if ntp["layers"]:
         _write_atomic(f"{prefix}_dense_{iteration}.model.ntp.json", json.dumps(ntp).encode())
-    for k, emb in enumerate(rt.embeddings):
+    for k, emb in enumerate(e for e in rt.embeddings if not getattr(e, "collection", False)):
         dump = emb.dump()
         _save_sparse_folder(f"{prefix}{k}_sparse_{iteration}.model", dump)
         _write_atomic(f"{prefix}{k}_opt_sparse_{iteration}.model", _sparse_states_bytes(dump["key"], emb))

@@ -36,6 +36,7 @@ class Model:
         self.input_layer: Input | None = None
         self.sparse_embeddings: list[SparseEmbedding] = []
         self.dense_layers: list[DenseLayer] = []
+        self.collections: list = []  # EmbeddingCollectionConfig objects (plugin hugectr-embeddings-collection)
         self.runtime: Runtime | None = None
         self.lr_scheduler = LearningRateScheduler(solver.lr, solver.warmup_steps, solver.decay_start,
                                                   solver.decay_steps, solver.decay_power, solver.end_lr)
@@ -58,15 +59,18 @@ class Model:
             self.sparse_embeddings.append(item)
         elif isinstance(item, DenseLayer):
             self.dense_layers.append(item)
+        elif type(item).__name__ == "EmbeddingCollectionConfig":
+            self.collections.append(item)
         else:
-            raise ConfigError(f"Model.add takes Input, SparseEmbedding or DenseLayer, got {type(item).__name__}")
+            raise ConfigError(f"Model.add takes Input, SparseEmbedding, EmbeddingCollectionConfig or DenseLayer, "
+                              f"got {type(item).__name__}")
 
     def compile(self, loss_names=None, loss_weights=None) -> None:
         """Build the graph, infer every shape, place every buffer and initialise parameters."""
         if self.input_layer is None:
             raise GraphError("compile() before an Input was added: model.add(hugectr.Input(...)) first")
         self.runtime = Runtime(self.solver, self.input_layer, self.sparse_embeddings, self.dense_layers,
-                               self.opt_params, loss_names, loss_weights)
+                               self.opt_params, loss_names, loss_weights, self.collections)
         plugin_manager().hook.hugectr_configure(model=self)
 
     def _rt(self) -> Runtime:
@@ -235,6 +239,28 @@ class Model:
                 break
             hook.hugectr_eval_batch_end(model=self, batch=k + 1)
         return dict(self.get_eval_metrics())
+
+    # -- Embedding Collection ------------------------------------------------------------------
+    def _collection_io(self):
+        try:
+            import hugectr_embeddings_collection as ec  # noqa: PLC0415 - optional plugin
+        except ImportError as exc:
+            raise ConfigError("embedding_dump/embedding_load need the Embedding Collection plugin: "
+                              "pip install hugectr-embeddings-collection") from exc
+        lookups = [e for e in self._rt().embeddings if getattr(e, "collection", False)]
+        if not lookups:
+            raise ConfigError("embedding_dump/embedding_load: the model has no EmbeddingCollectionConfig")
+        return ec, lookups
+
+    def embedding_dump(self, path: str, table_names=None) -> None:
+        """Write the Embedding Collection tables (formats.md 2.8) under ``path``."""
+        ec, lookups = self._collection_io()
+        ec.dump_collection(lookups, path, table_names or None)
+
+    def embedding_load(self, path: str, table_names=None) -> None:
+        """Load Embedding Collection tables written by ``embedding_dump``."""
+        ec, lookups = self._collection_io()
+        ec.load_collection(lookups, path, table_names or None)
 
     # -- graph JSON ----------------------------------------------------------------------------
     def graph_to_json(self, graph_config_file: str) -> None:

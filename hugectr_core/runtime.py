@@ -30,7 +30,7 @@ class Runtime:
     """Compiled state of a model on one device."""
 
     def __init__(self, solver, input_layer, sparse_embeddings, dense_layers, opt_params,
-                 loss_names=None, loss_weights=None):
+                 loss_names=None, loss_weights=None, collections=()):
         self.solver = solver
         self.input_layer = input_layer
         self._check_supported(solver)
@@ -45,6 +45,7 @@ class Runtime:
         self.device_rng = self.xp.random.default_rng(self.seed)
         self.key_dtype = "int64" if solver.i64_input_key else "uint32"
         self.embeddings = self._build_embeddings(sparse_embeddings, opt_params)
+        self.embeddings += self._expand_collections(collections, opt_params)
         self.graph = build_graph(dense_layers, self._sources())
         self._apply_loss_weights(loss_names, loss_weights)
         self.shapes = {"train": infer_shapes(self.graph, self._source_shapes(self.batch_train)),
@@ -116,6 +117,22 @@ class Runtime:
                 key_dtype=self.key_dtype, device_count=self.device_count)
             cls = registry("embeddings").load(spec.type_name)
             out.append(cls(config, make_optimizer(spec.optimizer or model_opt)))
+        return out
+
+    def _expand_collections(self, collections, model_opt) -> list:
+        """Embedding Collection lookups, each an ordinary Embedding (plugin hugectr-embeddings-collection)."""
+        if not collections:
+            return []
+        if not self.solver.use_embedding_collection:
+            raise ConfigError("the model has an EmbeddingCollectionConfig: create the solver with "
+                              "CreateSolver(use_embedding_collection=True)")
+        factory = registry("embeddings").load("EmbeddingCollection")
+        out = []
+        for index, ebc in enumerate(collections):
+            out += factory.expand(ebc, self.input_layer, self.solver, model_opt, collection_index=index)
+        names = [e.config.top_name for e in self.embeddings + out]
+        if len(set(names)) != len(names):
+            raise GraphError(f"embedding output names must be unique, got {names}")
         return out
 
     def _apply_loss_weights(self, loss_names, loss_weights) -> None:
@@ -207,12 +224,13 @@ class Runtime:
             _copy_rows(xp, net.tensors[inp.dense_name], batch.dense, batch.size)
         self._csr = {}
         for emb in self.embeddings:
-            sb = batch.sparse[emb.config.bottom_name]
-            offsets = np.asarray(sb.row_offsets, dtype=np.int64)
-            pad = size * emb.config.slot_num + 1 - offsets.size
-            if pad > 0:  # a short last batch: padded samples have empty slots
-                offsets = np.concatenate([offsets, np.full(pad, offsets[-1], dtype=np.int64)])
-            self._csr[emb.name] = (xp.asarray(offsets), xp.asarray(sb.keys))
+            bottoms = emb.config.extra.get("bottom_names", [emb.config.bottom_name])
+            slots = 1 if "bottom_names" in emb.config.extra else emb.config.slot_num
+            csr = {b: _padded_csr(xp, batch.sparse[b], size, slots) for b in bottoms}
+            if len(bottoms) == 1:
+                self._csr[emb.name] = csr[bottoms[0]]
+            else:  # a fused Embedding Collection lookup reads several inputs
+                self._csr[emb.name] = ({b: c[0] for b, c in csr.items()}, {b: c[1] for b, c in csr.items()})
 
     def _embed(self, net: Network, ctx) -> None:
         for emb in self.embeddings:
@@ -294,6 +312,16 @@ def _set_tf32(xp, enabled: bool) -> None:
     from cupy._core import _routines_linalg as linalg  # noqa: PLC0415 - GPU only
 
     linalg.set_compute_type(xp.float32, linalg.COMPUTE_TYPE_TF32 if enabled else linalg.COMPUTE_TYPE_DEFAULT)
+
+
+def _padded_csr(xp, sparse_batch, batch_size: int, slots: int):
+    """(host row_offsets, device keys); a short last batch gets empty slots for its padded samples.
+    Row offsets stay on the host: embeddings read their last entry without a device sync."""
+    offsets = np.asarray(sparse_batch.row_offsets, dtype=np.int64)
+    pad = batch_size * slots + 1 - offsets.size
+    if pad > 0:
+        offsets = np.concatenate([offsets, np.full(pad, offsets[-1], dtype=np.int64)])
+    return offsets, xp.asarray(sparse_batch.keys)
 
 
 def _copy_rows(xp, dst, src: np.ndarray, size: int) -> None:
