@@ -323,7 +323,8 @@ def test_entry_points_and_kernels_cu_package_data():
         registry("embeddings").names())
     source = importlib.resources.files("hugectr_embeddings_sparse").joinpath("kernels.cu")
     assert source.is_file()
-    for name in ("hash_insert_or_find", "hash_find", "gather_combine", "segmented_reduce"):
+    for name in ("hash_insert_or_find", "hash_find", "gather_combine", "segmented_reduce_chunks",
+                 "segmented_reduce_merge"):
         assert f"void {name}(" in source.read_text()
 
 

@@ -159,6 +159,11 @@ DENSE = {  # kernel name -> (number of state arrays, scalars after the arrays)
 }
 
 
+def _rtol(name, dtype):
+    """FTRL's z takes the difference of two square roots: float32 cancellation costs a digit."""
+    return 1e-4 if name.startswith("ftrl") and dtype == np.float32 else 1e-5
+
+
 def _states(rng, n, shape, dtype):
     return [np.abs(rng.normal(size=shape)).astype(dtype) for _ in range(n)]
 
@@ -174,7 +179,7 @@ def test_dense_kernel_twins(name, dtype):
     n_states, scalars = DENSE[name]
     w, g = (rng.normal(size=2049).astype(dtype) for _ in range(2))
     assert_twins(getattr(reference, name), getattr(kernels, name), w, g,
-                 *_states(rng, n_states, w.shape, dtype), *scalars, rtol=1e-5, atol=1e-6)
+                 *_states(rng, n_states, w.shape, dtype), *scalars, rtol=_rtol(name, dtype), atol=1e-6)
 
 
 @pytest.mark.gpu
@@ -190,7 +195,8 @@ def test_row_kernel_twins(name, dtype):
     rows = rng.permutation(400)[:77].astype(np.int64)
     grad_rows = rng.normal(size=(77, 32)).astype(dtype)
     assert_twins(getattr(reference, name + "_rows"), getattr(kernels, name + "_rows"), table,
-                 *_states(rng, n_states, table.shape, dtype), rows, grad_rows, *scalars, rtol=1e-5, atol=1e-6)
+                 *_states(rng, n_states, table.shape, dtype), rows, grad_rows, *scalars, rtol=_rtol(name, dtype),
+                 atol=1e-6)
 
 
 @pytest.mark.gpu

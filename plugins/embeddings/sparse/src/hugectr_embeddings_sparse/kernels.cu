@@ -13,7 +13,7 @@
 // counter, so the row a new key receives depends on thread timing (row ids are not deterministic;
 // the key -> row mapping is always consistent). A thread that finds its key claimed by another
 // thread spins until the row is published (safe with independent thread scheduling, sm_70+).
-// gather_combine, segmented_reduce and adam_lazy_update_rows use no atomics: one thread per output element
+// gather_combine, segmented_reduce_* and adam_lazy_update_rows use no atomics: one thread per output element
 // (adam_lazy_update_rows needs unique rows_u).
 
 #define EMPTY_KEY 0xFFFFFFFFFFFFFFFFULL
@@ -103,14 +103,47 @@ __global__ void gather_combine(const T* table_xv, const long long* rows_k, const
 
 // grad_uv[u, c] = sum over j in [starts_u[u], starts_u[u+1]) of top_grad_sv[seg_j[j], c] * scale_j[j]
 // (j runs over key occurrences sorted by row, so each unique row owns one contiguous run).
+// Skewed keys make some runs very long (a hot row of a power-law slot occurs thousands of times per
+// batch), so the sum is done in two passes without atomics: segmented_reduce_chunks sums chunks of at
+// most `chunk` occurrences (chunk_start_u[u] = first chunk of row u, an exclusive prefix sum of
+// ceil(len_u / chunk); thread (q, c) finds its row by binary search), then segmented_reduce_merge adds
+// each row's chunk partials. Threads past the real chunk count (the launch uses an upper bound) return.
+__device__ __forceinline__ long long upper_row(const long long* chunk_start_u, long long n_unique, long long q) {
+  long long lo = 0, hi = n_unique;  // last u with chunk_start_u[u] <= q
+  while (hi - lo > 1) {
+    const long long mid = (lo + hi) >> 1;
+    if (chunk_start_u[mid] <= q) lo = mid; else hi = mid;
+  }
+  return lo;
+}
+
 template <typename T>
-__global__ void segmented_reduce(const T* top_grad_sv, const long long* seg_j, const T* scale_j,
-                                 const long long* starts_u, long long n_unique, long long v, T* grad_uv) {
+__global__ void segmented_reduce_chunks(const T* top_grad_sv, const long long* seg_j, const T* scale_j,
+                                        const long long* starts_u, const long long* chunk_start_u,
+                                        long long n_unique, long long max_chunks, long long chunk, long long v,
+                                        T* partial_qv) {
+  const long long n_chunks = chunk_start_u[n_unique];
+  for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < max_chunks * v;
+       i += (long long)blockDim.x * gridDim.x) {
+    const long long q = i / v, c = i % v;
+    if (q >= n_chunks) continue;
+    const long long u = upper_row(chunk_start_u, n_unique, q);
+    const long long j0 = starts_u[u] + (q - chunk_start_u[u]) * chunk;
+    const long long j1 = min(j0 + chunk, starts_u[u + 1]);
+    T acc = T(0);
+    for (long long j = j0; j < j1; ++j) acc += top_grad_sv[seg_j[j] * v + c] * scale_j[j];
+    partial_qv[q * v + c] = acc;
+  }
+}
+
+template <typename T>
+__global__ void segmented_reduce_merge(const T* partial_qv, const long long* chunk_start_u, long long n_unique,
+                                       long long v, T* grad_uv) {
   for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n_unique * v;
        i += (long long)blockDim.x * gridDim.x) {
     const long long u = i / v, c = i % v;
     T acc = T(0);
-    for (long long j = starts_u[u]; j < starts_u[u + 1]; ++j) acc += top_grad_sv[seg_j[j] * v + c] * scale_j[j];
+    for (long long q = chunk_start_u[u]; q < chunk_start_u[u + 1]; ++q) acc += partial_qv[q * v + c];
     grad_uv[i] = acc;
   }
 }

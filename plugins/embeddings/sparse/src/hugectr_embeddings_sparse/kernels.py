@@ -10,7 +10,7 @@ _FLOAT_TYPES = ("float", "double")
 KERNELS = KernelModule(
     "hugectr_embeddings_sparse",
     [f"hash_insert_or_find<{k}>" for k in _KEY_TYPES] + [f"hash_find<{k}>" for k in _KEY_TYPES]
-    + [f"{n}<{t}>" for n in ("gather_combine", "segmented_reduce", "adam_lazy_update_rows") for t in _FLOAT_TYPES])
+    + [f"{n}<{t}>" for n in ("gather_combine", "segmented_reduce_chunks", "segmented_reduce_merge", "adam_lazy_update_rows") for t in _FLOAT_TYPES])
 
 
 def _keys(keys):
@@ -53,17 +53,29 @@ def gather_combine(table, rows, row_offsets, mean, out_sv):
     return out_sv
 
 
+SEGMENT_CHUNK = 32  # occurrences one thread sums in the first pass (see kernels.cu)
+
+
 def segmented_reduce(top_grad_sv, seg_j, scale_j, starts_u):
+    """Two passes, no atomics: chunk partial sums, then a merge per unique row (skew-proof)."""
     import cupy  # noqa: PLC0415
 
     top_grad_sv = cupy.ascontiguousarray(top_grad_sv)
     n_unique, vec = starts_u.size - 1, top_grad_sv.shape[1]
     grad_uv = cupy.empty((n_unique, vec), top_grad_sv.dtype)
-    if n_unique:
-        KERNELS.launch("segmented_reduce", top_grad_sv.dtype, n_unique * vec,
-                       (top_grad_sv, cupy.ascontiguousarray(seg_j, dtype=cupy.int64),
-                        cupy.ascontiguousarray(scale_j, dtype=top_grad_sv.dtype),
-                        cupy.ascontiguousarray(starts_u, dtype=cupy.int64), np.int64(n_unique), np.int64(vec), grad_uv))
+    if not n_unique:
+        return grad_uv
+    starts_u = cupy.ascontiguousarray(starts_u, dtype=cupy.int64)
+    chunks_u = (cupy.diff(starts_u) + SEGMENT_CHUNK - 1) // SEGMENT_CHUNK
+    chunk_start_u = cupy.concatenate([cupy.zeros(1, cupy.int64), cupy.cumsum(chunks_u)])
+    max_chunks = n_unique + seg_j.size // SEGMENT_CHUNK  # sum of ceil(len/chunk) <= n_unique + n/chunk
+    partial = cupy.empty((max_chunks, vec), top_grad_sv.dtype)
+    KERNELS.launch("segmented_reduce_chunks", top_grad_sv.dtype, max_chunks * vec,
+                   (top_grad_sv, cupy.ascontiguousarray(seg_j, dtype=cupy.int64),
+                    cupy.ascontiguousarray(scale_j, dtype=top_grad_sv.dtype), starts_u, chunk_start_u,
+                    np.int64(n_unique), np.int64(max_chunks), np.int64(SEGMENT_CHUNK), np.int64(vec), partial))
+    KERNELS.launch("segmented_reduce_merge", top_grad_sv.dtype, n_unique * vec,
+                   (partial, chunk_start_u, np.int64(n_unique), np.int64(vec), grad_uv))
     return grad_uv
 
 
