@@ -505,7 +505,9 @@ def test_gpu_hash_insert_find_with_collisions_and_nearly_full(gpu_xp, key_dtype,
 
 @pytest.mark.gpu
 @pytest.mark.parametrize("mean", [False, True])
-def test_gpu_gather_combine_twin(gpu_xp, mean):
+@pytest.mark.parametrize("vec,dtype", [(32, np.float32), (7, np.float32), (32, np.float64)],
+                         ids=["float4", "scalar", "double"])
+def test_gpu_gather_combine_twin(gpu_xp, mean, vec, dtype):
     from hugectr_core.testing import assert_twins
     from hugectr_embeddings_sparse import kernels
 
@@ -513,13 +515,14 @@ def test_gpu_gather_combine_twin(gpu_xp, mean):
     counts = rng.integers(0, 5, 600)  # empty segments included
     offsets = np.r_[0, np.cumsum(counts)].astype(np.int64)
     rows = rng.integers(-1, 1000, offsets[-1]).astype(np.int64)  # -1: unseen key at evaluation
-    table = rng.normal(size=(1000, 32)).astype(np.float32)
+    table = rng.normal(size=(1000, vec)).astype(dtype)
     assert_twins(reference.gather_combine, kernels.gather_combine, table, rows, offsets, mean,
-                 np.zeros((600, 32), np.float32), rtol=1e-5, atol=1e-6)
+                 np.zeros((600, vec), dtype), rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.gpu
-def test_gpu_segmented_reduce_twin(gpu_xp):
+@pytest.mark.parametrize("vec", [16, 7], ids=["float4", "scalar"])
+def test_gpu_segmented_reduce_twin(gpu_xp, vec):
     from hugectr_core.testing import assert_twins
     from hugectr_embeddings_sparse import kernels
 
@@ -529,7 +532,7 @@ def test_gpu_segmented_reduce_twin(gpu_xp):
     starts = np.r_[np.flatnonzero(np.r_[True, np.diff(rows[order]) != 0]), rows.size].astype(np.int64)
     seg_j = rng.integers(0, 5000, rows.size).astype(np.int64)
     scale_j = rng.uniform(0.2, 1, rows.size).astype(np.float32)
-    grad_sv = rng.normal(size=(5000, 16)).astype(np.float32)
+    grad_sv = rng.normal(size=(5000, vec)).astype(np.float32)
     assert_twins(reference.segmented_reduce, kernels.segmented_reduce, grad_sv, seg_j, scale_j, starts,
                  rtol=1e-4, atol=1e-5)
 
@@ -612,3 +615,23 @@ def test_gpu_lazy_global_embedding_matches_numpy(gpu_xp, batch):
     want, got = vectors_by_key(host), vectors_by_key(dev)
     for k in want:
         np.testing.assert_allclose(got[k], want[k], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("vec", [16, 7], ids=["float4", "scalar"])
+def test_gpu_reduce_and_sgd_twin(gpu_xp, vec):
+    from hugectr_core.testing import assert_twins
+    from hugectr_embeddings_sparse import kernels
+
+    rng = np.random.default_rng(8)
+    rows = rng.zipf(1.2, 20000) % 3000
+    order = np.argsort(rows, kind="stable")
+    sorted_rows = rows[order]
+    first = np.flatnonzero(np.r_[True, np.diff(sorted_rows) != 0])
+    starts = np.r_[first, rows.size].astype(np.int64)
+    seg_j = rng.integers(0, 5000, rows.size).astype(np.int64)
+    scale_j = rng.uniform(0.2, 1, rows.size).astype(np.float32)
+    grad_sv = rng.normal(size=(5000, vec)).astype(np.float32)
+    table = rng.normal(size=(3000, vec)).astype(np.float32)
+    assert_twins(reference.reduce_and_sgd, kernels.reduce_and_sgd, grad_sv, seg_j, scale_j, starts,
+                 sorted_rows[first].astype(np.int64), table, 0.01, rtol=1e-5, atol=1e-5)

@@ -44,6 +44,7 @@ class BackwardPlan:
     starts: Any        # int64 [u + 1]: the occurrences of unique row u are j in starts[u]:starts[u+1]
     seg_j: Any         # int64 [n]: (sample, slot) segment of occurrence j
     scale_j: Any       # float32 [n]: 1, or 1/keys-in-slot for "mean"
+    chunks: Any = None  # int64 [u + 1]: the GPU reduction's chunking of the occurrences (kernels.chunk_plan)
 
 
 class SparseEmbeddingHash(Embedding):
@@ -247,7 +248,8 @@ class SparseEmbeddingHash(Embedding):
         else:
             first = xp.zeros(0, xp.int64)
         starts = xp.concatenate([first, xp.asarray([n])]).astype(xp.int64)
-        return BackwardPlan(sorted_rows[first], starts, seg[order].astype(xp.int64), scale[order])
+        chunks = None if is_numpy(xp) else _kernels(xp).chunk_plan(starts)
+        return BackwardPlan(sorted_rows[first], starts, seg[order].astype(xp.int64), scale[order], chunks)
 
     # -- backward --------------------------------------------------------------------------------
     def _moves_untouched_rows(self) -> bool:
@@ -263,8 +265,13 @@ class SparseEmbeddingHash(Embedding):
             raise ConfigError(f"{self._where()}: backward needs a training forward first")
         xp, vec, plan = self.xp, self.config.embedding_vec_size, self._plan
         top_grad_sv = xp.ascontiguousarray(top_grad_bse.reshape(-1, vec), dtype=xp.float32)
-        grad_uv = _kernels(xp).segmented_reduce(top_grad_sv, plan.seg_j, plan.scale_j, plan.starts)
         step, scaler = ctx.step, ctx.scaler
+        if getattr(self.optimizer, "plain_sgd", False) and self.update_type != "LazyGlobal":
+            # the fast path: SGD fused into the per-row reduction (one pass over the gradient)
+            _kernels(xp).reduce_and_sgd(top_grad_sv, plan.seg_j, plan.scale_j, plan.starts, plan.unique_rows,
+                                        self.rows, lr / scaler, plan.chunks)
+            return
+        grad_uv = _kernels(xp).segmented_reduce(top_grad_sv, plan.seg_j, plan.scale_j, plan.starts, plan.chunks)
         if self.update_type == "LazyGlobal":
             self._lazy_adam(plan.unique_rows, grad_uv, lr, step, scaler)
         elif self._moves_untouched_rows():

@@ -10,7 +10,15 @@ _FLOAT_TYPES = ("float", "double")
 KERNELS = KernelModule(
     "hugectr_embeddings_sparse",
     [f"hash_insert_or_find<{k}>" for k in _KEY_TYPES] + [f"hash_find<{k}>" for k in _KEY_TYPES]
-    + [f"{n}<{t}>" for n in ("gather_combine", "segmented_reduce_chunks", "segmented_reduce_merge", "adam_lazy_update_rows") for t in _FLOAT_TYPES])
+    + [f"{n}<{t}>" for n in ("gather_combine", "segmented_reduce_chunks", "segmented_reduce_merge", "segmented_reduce_merge_sgd",
+                                 "adam_lazy_update_rows") for t in _FLOAT_TYPES]
+    + ["gather_combine_f4", "segmented_reduce_chunks_f4", "segmented_reduce_merge_f4", "segmented_reduce_merge_sgd_f4"])
+
+
+def _vec4(*arrays) -> bool:
+    """float32 with rows a multiple of 4 wide (and 16-byte aligned, as CuPy allocations are): use float4."""
+    a = arrays[0]
+    return a.dtype == np.float32 and a.shape[-1] % 4 == 0 and all(x.data.ptr % 16 == 0 for x in arrays)
 
 
 def _keys(keys):
@@ -48,6 +56,10 @@ def gather_combine(table, rows, row_offsets, mean, out_sv):
     offsets = cupy.ascontiguousarray(row_offsets, dtype=cupy.int64)
     rows = cupy.ascontiguousarray(rows, dtype=cupy.int64)
     n_seg, vec = out_sv.shape
+    if _vec4(table, out_sv):
+        KERNELS.launch("gather_combine_f4", (), n_seg * vec // 4,
+                       (table, rows, offsets, np.int64(n_seg), np.int64(vec // 4), np.int32(bool(mean)), out_sv))
+        return out_sv
     KERNELS.launch("gather_combine", table.dtype, n_seg * vec,
                    (table, rows, offsets, np.int64(n_seg), np.int64(vec), np.int32(bool(mean)), out_sv))
     return out_sv
@@ -56,27 +68,63 @@ def gather_combine(table, rows, row_offsets, mean, out_sv):
 SEGMENT_CHUNK = 32  # occurrences one thread sums in the first pass (see kernels.cu)
 
 
-def segmented_reduce(top_grad_sv, seg_j, scale_j, starts_u):
+def chunk_plan(starts_u):
+    """First chunk of each unique row: exclusive prefix sum of ceil(len_u / SEGMENT_CHUNK), length u + 1.
+    Built with the backward plan in the training forward, so the backward itself is two kernels."""
+    import cupy  # noqa: PLC0415
+
+    starts_u = cupy.ascontiguousarray(starts_u, dtype=cupy.int64)
+    chunks_u = (cupy.diff(starts_u) + SEGMENT_CHUNK - 1) // SEGMENT_CHUNK
+    return cupy.concatenate([cupy.zeros(1, cupy.int64), cupy.cumsum(chunks_u)])
+
+
+def _chunk_partials(top_grad_sv, seg_j, scale_j, starts_u, chunk_start_u, *more):
+    """First pass: per-chunk partial sums. Returns (partial, chunk_start_u, n_unique, width, suffix, dtypes)."""
+    import cupy  # noqa: PLC0415
+
+    n_unique, vec = starts_u.size - 1, top_grad_sv.shape[1]
+    starts_u = cupy.ascontiguousarray(starts_u, dtype=cupy.int64)
+    chunk_start_u = chunk_plan(starts_u) if chunk_start_u is None else chunk_start_u
+    max_chunks = n_unique + seg_j.size // SEGMENT_CHUNK  # sum of ceil(len/chunk) <= n_unique + n/chunk
+    partial = cupy.empty((max_chunks, vec), top_grad_sv.dtype)
+    seg_j = cupy.ascontiguousarray(seg_j, dtype=cupy.int64)
+    scale_j = cupy.ascontiguousarray(scale_j, dtype=top_grad_sv.dtype)
+    wide = _vec4(top_grad_sv, partial, *more)
+    width, suffix, dtypes = (vec // 4, "_f4", ()) if wide else (vec, "", top_grad_sv.dtype)
+    KERNELS.launch("segmented_reduce_chunks" + suffix, dtypes, max_chunks * width,
+                   (top_grad_sv, seg_j, scale_j, starts_u, chunk_start_u, np.int64(n_unique), np.int64(max_chunks),
+                    np.int64(SEGMENT_CHUNK), np.int64(width), partial))
+    return partial, chunk_start_u, n_unique, width, suffix, dtypes
+
+
+def segmented_reduce(top_grad_sv, seg_j, scale_j, starts_u, chunk_start_u=None):
     """Two passes, no atomics: chunk partial sums, then a merge per unique row (skew-proof)."""
     import cupy  # noqa: PLC0415
 
     top_grad_sv = cupy.ascontiguousarray(top_grad_sv)
-    n_unique, vec = starts_u.size - 1, top_grad_sv.shape[1]
-    grad_uv = cupy.empty((n_unique, vec), top_grad_sv.dtype)
-    if not n_unique:
+    grad_uv = cupy.empty((starts_u.size - 1, top_grad_sv.shape[1]), top_grad_sv.dtype)
+    if not grad_uv.shape[0]:
         return grad_uv
-    starts_u = cupy.ascontiguousarray(starts_u, dtype=cupy.int64)
-    chunks_u = (cupy.diff(starts_u) + SEGMENT_CHUNK - 1) // SEGMENT_CHUNK
-    chunk_start_u = cupy.concatenate([cupy.zeros(1, cupy.int64), cupy.cumsum(chunks_u)])
-    max_chunks = n_unique + seg_j.size // SEGMENT_CHUNK  # sum of ceil(len/chunk) <= n_unique + n/chunk
-    partial = cupy.empty((max_chunks, vec), top_grad_sv.dtype)
-    KERNELS.launch("segmented_reduce_chunks", top_grad_sv.dtype, max_chunks * vec,
-                   (top_grad_sv, cupy.ascontiguousarray(seg_j, dtype=cupy.int64),
-                    cupy.ascontiguousarray(scale_j, dtype=top_grad_sv.dtype), starts_u, chunk_start_u,
-                    np.int64(n_unique), np.int64(max_chunks), np.int64(SEGMENT_CHUNK), np.int64(vec), partial))
-    KERNELS.launch("segmented_reduce_merge", top_grad_sv.dtype, n_unique * vec,
-                   (partial, chunk_start_u, np.int64(n_unique), np.int64(vec), grad_uv))
+    partial, chunk_start_u, n_unique, width, suffix, dtypes = _chunk_partials(top_grad_sv, seg_j, scale_j,
+                                                                              starts_u, chunk_start_u, grad_uv)
+    KERNELS.launch("segmented_reduce_merge" + suffix, dtypes, n_unique * width,
+                   (partial, chunk_start_u, np.int64(n_unique), np.int64(width), grad_uv))
     return grad_uv
+
+
+def reduce_and_sgd(top_grad_sv, seg_j, scale_j, starts_u, rows_u, table, lr_s, chunk_start_u=None):
+    """``table[rows_u] -= lr_s * segmented_reduce(...)`` with the update fused into the merge pass."""
+    import cupy  # noqa: PLC0415
+
+    top_grad_sv = cupy.ascontiguousarray(top_grad_sv)
+    if starts_u.size - 1:
+        partial, chunk_start_u, n_unique, width, suffix, dtypes = _chunk_partials(top_grad_sv, seg_j, scale_j,
+                                                                                  starts_u, chunk_start_u, table)
+        lr = np.float32(lr_s) if suffix else table.dtype.type(lr_s)
+        KERNELS.launch("segmented_reduce_merge_sgd" + suffix, dtypes, n_unique * width,
+                       (partial, chunk_start_u, np.int64(n_unique), np.int64(width),
+                        cupy.ascontiguousarray(rows_u, dtype=cupy.int64), table, lr))
+    return table
 
 
 def adam_lazy_update_rows(table, m, v, stamps, rows, grad_rows, lr, step, beta1, beta2, eps, inv_scaler):

@@ -80,7 +80,7 @@ def gather_combine(table, rows, row_offsets, mean, out_sv):
     return out_sv
 
 
-def segmented_reduce(top_grad_sv, seg_j, scale_j, starts_u):
+def segmented_reduce(top_grad_sv, seg_j, scale_j, starts_u, chunk_start_u=None):
     """``grad_uv[u] = sum_j top_grad_sv[seg_j[j]] * scale_j[j]`` over the run ``starts_u[u]:starts_u[u+1]``."""
     n_unique = starts_u.size - 1
     if n_unique == 0:
@@ -114,3 +114,16 @@ def adam_lazy_update_rows(table, m, v, stamps, rows, grad_rows, lr, step, beta1,
     stamps[rows] = step
     return table, m, v, stamps
 
+
+
+def chunk_plan(starts_u):
+    """Twin of the CUDA side's chunking (first chunk of each unique row); the NumPy reductions need none."""
+    chunks_u = (np.diff(starts_u) + 31) // 32
+    return np.concatenate([[0], np.cumsum(chunks_u)]).astype(np.int64)
+
+
+def reduce_and_sgd(top_grad_sv, seg_j, scale_j, starts_u, rows_u, table, lr_s, chunk_start_u=None):
+    """``table[rows_u] -= lr_s * segmented_reduce(...)`` (the CUDA twin fuses the update into the reduction)."""
+    if starts_u.size - 1:
+        table[rows_u] -= table.dtype.type(lr_s) * segmented_reduce(top_grad_sv, seg_j, scale_j, starts_u)
+    return table

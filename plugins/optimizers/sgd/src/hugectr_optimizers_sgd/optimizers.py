@@ -38,6 +38,7 @@ class SGD(Optimizer):
 
     state_names = ()
     global_moves_untouched_rows = False  # a zero gradient leaves a row unchanged: Global == Local
+    plain_sgd = True  # w -= lr * g / scaler: embeddings may fuse it into their gradient reduction
 
     def update(self, xp, weight, grad, states, lr, step, scaler):
         _impl(xp).sgd_update(weight, grad, lr, 1.0 / scaler)
