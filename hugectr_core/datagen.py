@@ -11,14 +11,20 @@ Formats:
   ``float_label_dense`` else integers of the key width; keys with the fixed hotness of ``nnz_array``.
 * ``RawAsync`` (formats.md 2.1, what the RawAsync multi-hot reader reads with
   ``is_dense_float=True``): int32 labels, float32 dense, keys with the fixed hotness of ``nnz_array``.
+* ``Norm`` (formats.md 2.3): ``<dir of source>/train/gen_<k>.data`` and ``<dir of eval_source>/val/gen_<k>.data``
+  (``num_files``/``eval_num_files`` files of ``num_samples_per_file`` records) and the file lists at
+  ``source``/``eval_source``. Each file: the 64-byte header, then records of float32 label/dense and, per
+  slot, int32 nnz (fixed, from ``nnz_array``) + keys (uint32, or int64 with ``i64_input_key``); with
+  ``check_type=Sum`` the header and every record are framed ``int32 len | payload | uint8 sum % 256``.
 
-Raw and RawAsync keys are written WITH slot offsets (``key + sum(slot_size_array[:slot])``) because
-those readers add none: one hash embedding then sees distinct keys per slot.
+Raw, RawAsync and Norm keys are written WITH slot offsets (``key + sum(slot_size_array[:slot])``, i.e. drawn
+from the slot's own offset range, as HugeCTR's Norm generator does) because those readers add none: one
+hash embedding then sees distinct keys per slot.
 
 Label models (our keyword-only extra ``label_model``):
 
 * ``"random"`` (HugeCTR's semantics): Raw labels alternate ``i % 2`` and dense value j is the
-  constant j; Parquet labels and dense are U[0,1) floats; RawAsync (not a HugeCTR generator
+  constant j; Parquet and Norm labels and dense are U[0,1) floats; RawAsync (not a HugeCTR generator
   format) labels are fair coin flips and dense U[0,1).
 * ``"learnable"``: 0/1 labels drawn from a hidden model (``hugectr_core.learnable``), dense U[0,1)
   floats (small non-negative ints for integer Raw). ``generate()`` reports the hidden model's AUC on
@@ -122,10 +128,11 @@ class DataGeneratorParams:
         if self.label_model not in LABEL_MODELS:
             self._fail(f"label_model must be one of {LABEL_MODELS}, got {self.label_model!r}")
         key_limit = 2 ** 63 if self.i64_input_key else 2 ** 32
-        space = sum(self.slot_size_array) if self.format_name in ("Raw", "RawAsync") else max(self.slot_size_array)
+        with_offsets = self.format_name in ("Raw", "RawAsync", "Norm")
+        space = sum(self.slot_size_array) if with_offsets else max(self.slot_size_array)
         if space > key_limit:
             self._fail(f"keys up to {space - 1} do not fit {'int64' if self.i64_input_key else 'uint32'} keys "
-                       f"(Raw/RawAsync keys include slot offsets); set i64_input_key=True or shrink slot_size_array")
+                       f"(Raw/RawAsync/Norm keys include slot offsets); set i64_input_key=True or shrink slot_size_array")
 
     def _check_distribution(self):
         dist = type_string(self.dist_type)
@@ -140,11 +147,11 @@ class DataGeneratorParams:
     def _check_counts(self):
         if self.num_threads < 1:
             self._fail(f"num_threads must be >= 1, got {self.num_threads}")
-        if self.format_name == "Parquet":
+        if self.format_name in ("Parquet", "Norm"):
             if self.num_files < 1 or self.eval_num_files < 1 or self.num_samples_per_file < 1:
-                self._fail("num_files, eval_num_files and num_samples_per_file must be >= 1 for Parquet")
+                self._fail(f"num_files, eval_num_files and num_samples_per_file must be >= 1 for {self.format_name}")
         elif self.num_samples < 1 or self.eval_num_samples < 1:
-            self._fail("num_samples and eval_num_samples must be >= 1 for Raw/RawAsync/Norm")
+            self._fail("num_samples and eval_num_samples must be >= 1 for Raw/RawAsync")
 
     @property
     def format_name(self) -> str:
@@ -243,7 +250,8 @@ class DataGenerator:
         if calibrate:
             return _Block(np.zeros((n, p.label_dim)), dense, slots, None)
         if self.model is None:
-            label = rng.random((n, p.label_dim)) if fmt == "Parquet" else rng.integers(0, 2, size=(n, p.label_dim))
+            uniform = fmt in ("Parquet", "Norm")
+            label = rng.random((n, p.label_dim)) if uniform else rng.integers(0, 2, size=(n, p.label_dim))
             return _Block(label, dense, slots, None)
         prob = self.model.probabilities(self._features(dense), slots)
         label = (rng.random(prob.shape) < prob).astype(np.int64)
@@ -253,15 +261,12 @@ class DataGenerator:
     def generate(self) -> dict:
         """Write both splits; return ``{"train": [paths], "eval": [paths], "ceiling_auc": float | None}``."""
         fmt = self.params.format_name
-        if fmt == "Norm":
-            raise ConfigError("DataGenerator: Norm generation arrives with the readers issue; "
-                              "generate Parquet, Raw or RawAsync meanwhile")
-        writer = self._generate_parquet if fmt == "Parquet" else self._generate_raw
+        writer = {"Parquet": self._generate_parquet, "Norm": self._generate_norm}.get(fmt, self._generate_raw)
         train, _ = writer("train")
         evals, (prob, label) = writer("eval")
         ceiling = roc_auc(prob, label) if self.model is not None else None
         result = {"train": train, "eval": evals, "ceiling_auc": ceiling}
-        if fmt == "Parquet":
+        if fmt in ("Parquet", "Norm"):
             result.update(train_list=self.params.source, eval_list=self.params.eval_source)
         if ceiling is not None:
             print(f"DataGenerator: ceiling AUC of the hidden label model on the eval set = {ceiling:.4f}", flush=True)
@@ -355,6 +360,67 @@ class DataGenerator:
         labels = [r[1] for r in results if r[1] is not None]
         return paths, (_cat(probs), _cat(labels))
 
+    def _generate_norm(self, split: str):
+        p = self.params
+        list_path = p.source if split == "train" else p.eval_source
+        directory = os.path.join(os.path.dirname(list_path), "train" if split == "train" else "val")
+        count = p.num_files if split == "train" else p.eval_num_files
+        split_id = 0 if split == "train" else 1
+        os.makedirs(directory, exist_ok=True)
+        paths = [os.path.join(directory, f"gen_{k}.data") for k in range(count)]
+
+        def make(k):
+            block = self._block(np.random.default_rng([self.seed, split_id, k]), p.num_samples_per_file,
+                                k * p.num_samples_per_file)
+            with open(paths[k], "wb") as f:
+                f.write(self._norm_header(p.num_samples_per_file))
+                f.write(self._norm_records(block).tobytes())
+            print(f"DataGenerator: wrote {paths[k]} ({p.num_samples_per_file} samples)", flush=True)
+            return block.prob, (block.label[:, 0] if block.prob is not None else None)
+
+        results = list(self._map(make, range(count)))
+        _makedirs_for(list_path)
+        with open(list_path, "w") as f:
+            f.write(f"{count}\n" + "".join(f"{path}\n" for path in paths))
+        probs = [r[0] for r in results if r[0] is not None]
+        labels = [r[1] for r in results if r[1] is not None]
+        return paths, (_cat(probs), _cat(labels))
+
+    @property
+    def _norm_checksum(self) -> bool:
+        return type_string(self.params.check_type) == "Sum"
+
+    def _norm_header(self, num_records: int) -> bytes:
+        """8 int64 {error_check, records, label_dim, dense_dim, slot_num, 0, 0, 0}, framed when Check_t.Sum."""
+        p = self.params
+        payload = np.array([int(self._norm_checksum), num_records, p.label_dim, p.dense_dim, p.num_slot, 0, 0, 0],
+                           dtype="<i8").tobytes()
+        return _frame(payload) if self._norm_checksum else payload
+
+    def _norm_records(self, block: _Block) -> np.ndarray:
+        """All records of a block as one structured array (fixed hotness makes every record the same size)."""
+        p = self.params
+        key = "<i8" if p.i64_input_key else "<u4"
+        fields = [("len", "<i4")] if self._norm_checksum else []
+        fields += [("label", "<f4", (p.label_dim,)), ("dense", "<f4", (p.dense_dim,))]
+        for s, nnz in enumerate(p.hotness):
+            fields += [(f"n{s}", "<i4"), (f"k{s}", key, (nnz,))]
+        if self._norm_checksum:
+            fields.append(("sum", "u1"))
+        dtype = np.dtype(fields)
+        n = block.label.shape[0]
+        rec = np.zeros(n, dtype=dtype)
+        rec["label"] = block.label.reshape(n, -1)
+        rec["dense"] = block.dense.reshape(n, -1)
+        for s, ((_, values), offset, nnz) in enumerate(zip(block.slots, p.key_offsets, p.hotness)):
+            rec[f"n{s}"] = nnz
+            rec[f"k{s}"] = (values + offset).reshape(n, nnz)
+        if self._norm_checksum:
+            rec["len"] = dtype.itemsize - 5
+            raw = rec.view(np.uint8).reshape(n, dtype.itemsize)
+            rec["sum"] = raw[:, 4:-1].sum(axis=1, dtype=np.uint64) % 256
+        return rec
+
     def _column_names(self) -> tuple:
         p = self.params
         labels = [f"label{i}" for i in range(p.label_dim)]
@@ -398,6 +464,12 @@ def _pyarrow():
     except ImportError as exc:
         raise ConfigError("DataGenerator: Parquet output needs pyarrow; run `pip install pyarrow`") from exc
     return pa, pq
+
+
+def _frame(payload: bytes) -> bytes:
+    """Check_t.Sum framing: ``int32 len | payload | uint8 sum(payload) % 256``."""
+    checksum = int(np.frombuffer(payload, dtype=np.uint8).sum(dtype=np.uint64) % 256)
+    return np.int32(len(payload)).astype("<i4").tobytes() + payload + bytes([checksum])
 
 
 def _makedirs_for(path: str) -> None:

@@ -42,9 +42,43 @@ def test_power_law_types_fix_alpha(tmp_path):
     assert params("RawAsync", tmp_path, dist_type=hugectr.Distribution_t.Uniform, alpha=1.0).alpha == 1.0
 
 
-def test_norm_is_not_there_yet(tmp_path):
-    with pytest.raises(ConfigError, match="Norm generation arrives with the readers issue"):
-        DataGenerator(params("Norm", tmp_path)).generate()
+@pytest.mark.parametrize("check, i64", [(hugectr.Check_t.Sum, False), (hugectr.Check_t.Non, True)])
+def test_norm_header_records_offsets_and_framing(tmp_path, check, i64):
+    p = params("Norm", tmp_path, nnz_array=[2, 1, 1, 3], check_type=check, i64_input_key=i64)
+    out = DataGenerator(p).generate()
+    assert out["train"] == [str(tmp_path / "train" / f"gen_{k}.data") for k in range(2)]
+    assert open(out["train_list"]).read().split() == ["2"] + out["train"]
+    data = open(out["train"][0], "rb").read()
+    framed = check == hugectr.Check_t.Sum
+    pos = 4 if framed else 0
+    if framed:
+        assert np.frombuffer(data, "<i4", 1)[0] == 64 and data[68] == sum(data[4:68]) % 256
+    header = np.frombuffer(data, "<i8", 8, pos).tolist()
+    assert header == [int(framed), 64, 1, 3, 4, 0, 0, 0]
+    key = np.dtype("<i8" if i64 else "<u4")
+    fields = [("len", "<i4")] if framed else []
+    fields += [("label", "<f4"), ("dense", "<f4", 3)]
+    for s, nnz in enumerate([2, 1, 1, 3]):
+        fields += [(f"n{s}", "<i4"), (f"k{s}", key, nnz)]
+    fields += [("sum", "u1")] if framed else []
+    rec = np.frombuffer(data, np.dtype(fields), offset=pos + 64 + int(framed))
+    assert len(rec) == 64
+    bounds = np.cumsum([0, 50, 20, 7, 100])
+    for s, nnz in enumerate([2, 1, 1, 3]):
+        assert (rec[f"n{s}"] == nnz).all()
+        keys = rec[f"k{s}"]
+        assert keys.min() >= bounds[s] and keys.max() < bounds[s + 1]   # the slot's own offset range
+    assert 0 <= rec["label"].min() and rec["label"].max() < 1 and 0 <= rec["dense"].min() and rec["dense"].max() < 1
+    if framed:
+        raw = np.frombuffer(data, np.uint8, offset=69).reshape(64, -1)
+        assert (rec["len"] == raw.shape[1] - 5).all()
+        assert (raw[:, 4:-1].sum(axis=1) % 256 == rec["sum"]).all()
+
+
+def test_norm_keys_with_offsets_must_fit_uint32(tmp_path):
+    assert params("Parquet", tmp_path, slot_size_array=[2 ** 30 + 1] * 4)   # slot-local keys: fine
+    with pytest.raises(ConfigError, match="do not fit uint32"):
+        params("Norm", tmp_path, slot_size_array=[2 ** 30 + 1] * 4)
 
 
 def test_power_law_follows_hugectrs_inverse_cdf_and_low_keys_are_hottest():

@@ -281,3 +281,18 @@ def test_relative_paths_in_list(tmp_path):
     reader = open_reader(str(tmp_path / "list.txt"))
     assert sum(b.size for b in read_all(reader)) == 4
     assert os.path.isabs(reader.files[0])
+
+
+@pytest.mark.parametrize("batch, sizes", [(8, [8, 8, 8, 6]), (10, [10, 10, 10])])
+def test_is_eof_turns_true_with_the_last_batch(tmp_path, batch, sizes):
+    out = generate(tmp_path)
+    reader = Parquet(make_params(out["train_list"], workers=2), make_input(), batch_size=batch,
+                     source=out["train_list"], repeat=False)
+    for size in sizes:
+        assert not reader.is_eof()
+        assert reader.next_batch().size == size
+    assert reader.is_eof()                      # right after the last (possibly short) batch
+    assert reader.next_batch() is None
+    reader.set_source("")
+    assert not reader.is_eof() and [b.size for b in read_all(reader)] == sizes and reader.is_eof()
+    reader.close()

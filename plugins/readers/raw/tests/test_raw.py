@@ -290,3 +290,18 @@ def test_generated_legacy_raw_reads_back(tmp_path, float_label_dense):
 def test_record_layout_dtype_matches_formats_md():
     layout = RecordLayout(1, "<i4", 13, "<f4", False, "<u4", {"x": (2,) * 107})
     assert layout.record_size == 4 * (1 + 13 + 214)  # MLPerf DLRM-DCNv2 row
+
+
+@pytest.mark.parametrize("n, sizes", [(10, [4, 4, 2]), (8, [4, 4])])
+def test_is_eof_turns_true_with_the_last_batch(tmp_path, n, sizes):
+    path = str(tmp_path / "d.bin")
+    write_records(path, n)
+    reader = RawAsync(make_params(threads=2), make_input(), batch_size=4, source=path, repeat=False)
+    for i, size in enumerate(sizes):
+        assert not reader.is_eof()
+        assert reader.next_batch().size == size
+    assert reader.is_eof()                      # right after the last (possibly short) batch
+    assert reader.next_batch() is None and reader.is_eof()
+    reader.set_source("")
+    assert not reader.is_eof() and [b.size for b in read_all(reader)] == sizes and reader.is_eof()
+    reader.close()

@@ -229,8 +229,8 @@ def _parse_fixed(data, pos, path, layout, num_records, nnz) -> Samples | None:
         bad = np.flatnonzero(sums != rec["sum"])
         if bad.size:
             i = int(bad[0])
-            raise DataError(f"Norm: '{path}': checksum of record {i} fails (stored {int(rec['sum'][i])}, computed "
-                            f"{int(sums[i])}); {bad.size} record(s) are corrupt")
+            raise DataError(f"Norm: '{path}' record {i}: checksum fails (stored {int(rec['sum'][i])}, computed "
+                            f"{int(sums[i])}); {bad.size} record(s) of the file are corrupt")
     n = num_records
     keys = np.concatenate([rec[f"k{s}"].reshape(n, int(c)) for s, c in enumerate(nnz)], axis=1).reshape(-1)
     return Samples(rec["label"].reshape(n, layout.label_dim).astype(np.float32),

@@ -134,6 +134,8 @@ class Norm(Reader):
         while True:
             parts, rows, ended = self._gather(self.batch_size)
             if rows == self.batch_size:
+                # Epoch mode: is_eof() turns True as soon as the pass's last batch is handed out.
+                self._eof = not self.repeat and not self._more_rows()
                 return self._batch(Samples.concat(parts))
             if not self.repeat:
                 self._eof = True
@@ -144,6 +146,22 @@ class Norm(Reader):
                 raise DataError(f"Norm: '{self.source}' holds {self._rows_in_pass} records, fewer than one batch "
                                 f"of {self.batch_size}; use a smaller batch size or more data")
             # Repeat mode: the incomplete batch at the end of a pass is dropped.
+
+    def _more_rows(self) -> bool:
+        """Epoch mode: does the pass hold another row? Peeks at the next decoded file (kept as pending)."""
+        if self._columns is not None and self._row < self._columns.num_rows:
+            return True
+        while True:
+            try:
+                item = self._pending or self._prefetcher.get()
+            except Exception:  # noqa: BLE001 - the prefetcher keeps the error and raises it at the next call
+                return True
+            self._pending = None
+            if item is END:
+                return False
+            if item.samples.num_rows:
+                self._pending = item
+                return True
 
     def _gather(self, want: int):
         """Up to ``want`` rows of the current pass; (parts, rows, sequence_ended)."""

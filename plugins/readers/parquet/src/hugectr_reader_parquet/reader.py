@@ -98,6 +98,7 @@ class Parquet(Reader):
         self._epoch = 0
         self._pending: _Loaded | None = None
         self._eof = False
+        self._rows_handed = 0   # rows handed out in this pass (epoch mode ends when all are out)
 
     # ----- the file sequence ------------------------------------------------------------------
     def _file_index(self, k: int) -> tuple | None:
@@ -126,6 +127,9 @@ class Parquet(Reader):
         while True:
             parts, rows, ended = self._gather(self.batch_size)
             if rows == self.batch_size:
+                self._rows_handed += rows
+                # Epoch mode: is_eof() turns True as soon as the pass's last batch is handed out.
+                self._eof = not self.repeat and self._rows_handed >= self.total_rows
                 return self._batch(Columns.concat(parts))
             if not self.repeat:
                 self._eof = True

@@ -55,6 +55,7 @@ class RawAsync(Reader):
         self._generation = 0   # bumped by set_source: a new pass gets its own shuffle orders
         self._prefetcher: OrderedPrefetcher | None = None
         self._eof = False
+        self._handed = 0       # batches handed out in this pass
         self._handles = threading.local()
         self._opened: list = []
         self._lock = threading.Lock()
@@ -143,6 +144,9 @@ class RawAsync(Reader):
         if item is END:
             self._eof = True
             return None
+        self._handed += 1
+        # Epoch mode: is_eof() turns True as soon as the pass's last (possibly short) batch is handed out.
+        self._eof = not self.repeat and self._handed >= self.num_batches
         return item
 
     def is_eof(self) -> bool:
@@ -154,6 +158,7 @@ class RawAsync(Reader):
         self._open_source(_single_path(source) if source else self.source)
         self._generation += 1
         self._eof = False
+        self._handed = 0
 
     def close(self) -> None:
         self._stop_workers()
