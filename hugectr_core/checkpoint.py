@@ -1,7 +1,9 @@
 """Saving and loading parameters in HugeCTR's file layout (formats.md 2.5, 2.6).
 
 Every file is written under a temporary name and renamed when complete, so a crash never
-leaves a half-written file under a good name and never destroys the previous snapshot.
+leaves a half-written file under a good name and never destroys the previous snapshot. Paths may be
+remote (``s3://``, ``hdfs://``, ``gs://`` or the model's ``DataSourceParams``): all I/O goes through the
+FileSystem plugins.
 
 Differences from HugeCTR, on purpose:
 * ``<prefix><k>_opt_sparse_<it>.model`` holds the embedding's optimizer states *by key*
@@ -14,24 +16,43 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
+import posixpath
 
 import numpy as np
 
 from . import backend
 from .errors import CheckpointError
+from .filesystems import filesystem_kind, filesystem_for_path
 
 
-def _write_atomic(path: str, data: bytes) -> None:
+def _fs(model, path: str):
+    return filesystem_for_path(path, getattr(model.reader_params, "data_source_params", None))
+
+
+def _join(folder: str, name: str) -> str:
+    return posixpath.join(folder, name) if filesystem_kind(folder) else os.path.join(folder, name)
+
+
+def _write_atomic(fs, path: str, data: bytes) -> None:
     tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "wb") as f:
+    with fs.open(tmp, "wb") as f:
         f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+        if filesystem_kind(path) is None:  # a local file: on disk before the rename makes it the good one
+            f.flush()
+            os.fsync(f.fileno())
+    fs.rename(tmp, path)
+
+
+def _read_bytes(fs, path: str, what: str) -> bytes:
+    if not fs.exists(path):
+        raise CheckpointError(f"{what} file '{path}' does not exist")
+    with fs.open(path, "rb") as f:
+        return f.read()
 
 
 def _check_folder(prefix: str) -> None:
+    if filesystem_kind(prefix):
+        return  # object stores have no folders to check
     folder = os.path.dirname(prefix) or "."
     if not os.path.isdir(folder):
         raise CheckpointError(f"snapshot prefix '{prefix}': folder '{folder}' does not exist; create it first")
@@ -45,17 +66,17 @@ def save_params(model, prefix: str, iteration: int) -> None:
     """The HugeCTR file set: dense, opt_dense (+ .step), .ntp.json, sparse folders, opt_sparse files."""
     rt = model._rt()
     _check_folder(prefix)
-    dense = rt.dense
-    _write_atomic(f"{prefix}_dense_{iteration}.model", _host_f32(dense.master) if dense.size else b"")
-    _write_atomic(f"{prefix}_opt_dense_{iteration}.model", b"".join(_host_f32(s) for s in dense.opt_states))
-    _write_atomic(f"{prefix}_opt_dense_{iteration}.model.step", json.dumps({"step": rt.step}).encode())
+    fs, dense = _fs(model, prefix), rt.dense
+    _write_atomic(fs, f"{prefix}_dense_{iteration}.model", _host_f32(dense.master) if dense.size else b"")
+    _write_atomic(fs, f"{prefix}_opt_dense_{iteration}.model", b"".join(_host_f32(s) for s in dense.opt_states))
+    _write_atomic(fs, f"{prefix}_opt_dense_{iteration}.model.step", json.dumps({"step": rt.step}).encode())
     ntp = _non_trainable_json(rt)
     if ntp["layers"]:
-        _write_atomic(f"{prefix}_dense_{iteration}.model.ntp.json", json.dumps(ntp).encode())
+        _write_atomic(fs, f"{prefix}_dense_{iteration}.model.ntp.json", json.dumps(ntp).encode())
     for k, emb in enumerate(e for e in rt.embeddings if not getattr(e, "collection", False)):
         dump = emb.dump()
-        _save_sparse_folder(f"{prefix}{k}_sparse_{iteration}.model", dump)
-        _write_atomic(f"{prefix}{k}_opt_sparse_{iteration}.model", _sparse_states_bytes(dump["key"], emb))
+        _save_sparse_folder(fs, f"{prefix}{k}_sparse_{iteration}.model", dump)
+        _write_atomic(fs, f"{prefix}{k}_opt_sparse_{iteration}.model", _sparse_states_bytes(dump["key"], emb))
 
 
 def _non_trainable_json(rt) -> dict:
@@ -79,46 +100,43 @@ def _sparse_states_bytes(keys, emb) -> bytes:
     return header.tobytes() + np.asarray(keys, "<i8").tobytes() + b"".join(s.astype("<f4").tobytes() for s in states)
 
 
-def _save_sparse_folder(path: str, dump: dict) -> None:
+def _save_sparse_folder(fs, path: str, dump: dict) -> None:
+    """Write ``key``, ``emb_vector`` (and ``slot_id``) into a temporary folder, then rename it into place."""
     tmp = f"{path}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    os.makedirs(tmp)
-    np.asarray(dump["key"], dtype="<i8").tofile(os.path.join(tmp, "key"))
-    np.asarray(dump["emb_vector"], dtype="<f4").tofile(os.path.join(tmp, "emb_vector"))
+    fs.remove(tmp)
+    fs.makedirs(tmp)
+    files = {"key": np.asarray(dump["key"], dtype="<i8"), "emb_vector": np.asarray(dump["emb_vector"], dtype="<f4")}
     if dump.get("slot_id") is not None:
-        np.asarray(dump["slot_id"], dtype="<u8").tofile(os.path.join(tmp, "slot_id"))
-    old = f"{path}.old-{os.getpid()}"
-    if os.path.isdir(path):
-        os.replace(path, old)
-    os.replace(tmp, path)
-    shutil.rmtree(old, ignore_errors=True)
+        files["slot_id"] = np.asarray(dump["slot_id"], dtype="<u8")
+    for name, array in files.items():
+        with fs.open(_join(tmp, name), "wb") as f:
+            f.write(array.tobytes())
+    fs.rename(tmp, path)
 
 
 # -- loading -------------------------------------------------------------------------------------
-def _read_f32(path: str, expected: int, what: str) -> np.ndarray:
-    if not os.path.isfile(path):
+def _read_f32(fs, path: str, expected: int, what: str) -> np.ndarray:
+    if not fs.exists(path):
         raise CheckpointError(f"{what} file '{path}' does not exist")
-    found = os.path.getsize(path)
+    found = fs.size(path)
     if found != 4 * expected:
         raise CheckpointError(f"{what} file '{path}' has {found} bytes; this model needs {4 * expected} bytes "
                               f"({expected} float32)")
-    return np.fromfile(path, dtype="<f4")
+    return np.frombuffer(_read_bytes(fs, path, what), dtype="<f4")
 
 
 def load_dense(model, path: str) -> None:
-    rt = model._rt()
-    values = _read_f32(path, rt.dense.size, "dense model")
+    rt, fs = model._rt(), _fs(model, path)
+    values = _read_f32(fs, path, rt.dense.size, "dense model")
     if rt.dense.size:
         rt.dense.master[...] = rt.xp.asarray(values)
         rt.dense.sync_working()
-    _load_ntp(rt, f"{path}.ntp.json")
+    if fs.exists(f"{path}.ntp.json"):
+        _load_ntp(rt, f"{path}.ntp.json", json.loads(_read_bytes(fs, f"{path}.ntp.json", "layer-state")))
 
 
-def _load_ntp(rt, path: str) -> None:
-    if not os.path.isfile(path):
-        return
-    with open(path) as f:
-        layers = json.load(f).get("layers", [])
+def _load_ntp(rt, path: str, doc: dict) -> None:
+    layers = doc.get("layers", [])
     owners = [node for node in sorted(rt.graph.nodes, key=lambda n: n.user_index)
               if any(n == node.layer.name for n, _ in rt.dense.state)]
     if len(layers) != len(owners):
@@ -134,15 +152,13 @@ def _load_ntp(rt, path: str) -> None:
 
 
 def load_dense_optimizer_states(model, path: str) -> None:
-    rt = model._rt()
+    rt, fs = model._rt(), _fs(model, path)
     n_states = len(rt.dense.opt_states)
-    values = _read_f32(path, n_states * rt.dense.size, "dense optimizer-state")
+    values = _read_f32(fs, path, n_states * rt.dense.size, "dense optimizer-state")
     for k, state in enumerate(rt.dense.opt_states):
         state[...] = rt.xp.asarray(values[k * rt.dense.size:(k + 1) * rt.dense.size])
-    step_file = f"{path}.step"
-    if os.path.isfile(step_file):
-        with open(step_file) as f:
-            rt.step = int(json.load(f)["step"])
+    if fs.exists(f"{path}.step"):
+        rt.step = int(json.loads(_read_bytes(fs, f"{path}.step", "step"))["step"])
 
 
 def _pairs(rt, files, what: str) -> list:
@@ -160,21 +176,20 @@ def _pairs(rt, files, what: str) -> list:
 
 def load_sparse(model, files) -> None:
     for emb, folder in _pairs(model._rt(), files, "load_sparse_weights"):
-        keys = _read(folder, "key", "<i8")
-        vectors = _read(folder, "emb_vector", "<f4")
+        fs = _fs(model, folder)
+        keys = _read(fs, folder, "key", "<i8")
+        vectors = _read(fs, folder, "emb_vector", "<f4")
         vec = emb.config.embedding_vec_size
         if vectors.size != keys.size * vec:
             raise CheckpointError(f"sparse folder '{folder}': {keys.size} keys but {vectors.size} floats in emb_vector; "
                                   f"embedding '{emb.name}' expects {vec} floats per key")
-        slot = _read(folder, "slot_id", "<u8") if os.path.exists(os.path.join(folder, "slot_id")) else None
+        slot = _read(fs, folder, "slot_id", "<u8") if fs.exists(_join(folder, "slot_id")) else None
         emb.load(keys, vectors.reshape(keys.size, vec), slot)
 
 
 def load_sparse_optimizer_states(model, files) -> None:
     for emb, path in _pairs(model._rt(), files, "load_sparse_optimizer_states"):
-        if not os.path.isfile(path):
-            raise CheckpointError(f"sparse optimizer-state file '{path}' does not exist")
-        raw = np.fromfile(path, dtype="<u1")
+        raw = np.frombuffer(_read_bytes(_fs(model, path), path, "sparse optimizer-state"), dtype="<u1")
         if raw.size < 24:
             raise CheckpointError(f"'{path}' is {raw.size} bytes: too short for its 24-byte header")
         n, vec, n_states = (int(v) for v in raw[:24].view("<i8"))
@@ -188,11 +203,23 @@ def load_sparse_optimizer_states(model, files) -> None:
         emb.load_optimizer_states(keys, list(states))
 
 
-def _read(folder: str, name: str, dtype: str) -> np.ndarray:
-    path = os.path.join(folder, name)
-    if not os.path.isfile(path):
+def _read(fs, folder: str, name: str, dtype: str) -> np.ndarray:
+    path = _join(folder, name)
+    if not fs.exists(path):
         raise CheckpointError(f"sparse model folder '{folder}' has no '{name}' file")
-    size = os.path.getsize(path)
+    size = fs.size(path)
     if size % np.dtype(dtype).itemsize:
         raise CheckpointError(f"'{path}' has {size} bytes, not a multiple of {np.dtype(dtype).itemsize}")
-    return np.fromfile(path, dtype=dtype)
+    return np.frombuffer(_read_bytes(fs, path, "sparse model"), dtype=dtype)
+
+
+# -- public helpers for other tools (inference, ONNX export) -------------------------------------
+def read_sparse_array(folder: str, name: str, dtype: str, data_source_params=None) -> np.ndarray:
+    """One file of a sparse model folder (``key``, ``emb_vector``, ``slot_id``), size-checked."""
+    return _read(filesystem_for_path(folder, data_source_params), folder, name, dtype)
+
+
+def load_layer_state(model, path: str) -> None:
+    """Load a ``.ntp.json`` file (BatchNorm running statistics) into a compiled model."""
+    fs = _fs(model, path)
+    _load_ntp(model._rt(), path, json.loads(_read_bytes(fs, path, "layer-state")))

@@ -273,9 +273,9 @@ class InferenceModel:
                                   f"({[e.name for e in self.runtime.embeddings]}); give one folder per embedding")
         self.model.load_dense_weights(p.dense_model_file)
         if p.non_trainable_params_file:
-            from .checkpoint import _load_ntp  # noqa: PLC0415
+            from .checkpoint import load_layer_state  # noqa: PLC0415
 
-            _load_ntp(self.runtime, p.non_trainable_params_file)
+            load_layer_state(self.model, p.non_trainable_params_file)
         if self.runtime.embeddings:
             self.model.load_sparse_weights(list(p.sparse_model_files))
 
@@ -312,8 +312,11 @@ class InferenceModel:
                                                   multi_hot_reader=True, is_dense_float=True))
         cls = registry("readers").load(reader_params.type_name)
         rt = self.runtime
+        from .filesystems import filesystem_for_path  # noqa: PLC0415
+
         return cls(reader_params, self.model.input_layer, batch_size=rt.batch_eval, source=source, repeat=False,
-                   key_dtype=rt.key_dtype, seed=rt.seed + 1, filesystem=None, num_samples=num_samples)
+                   key_dtype=rt.key_dtype, seed=rt.seed + 1, num_samples=num_samples,
+                   filesystem=filesystem_for_path(source, reader_params.data_source_params))
 
     def _run(self, num_batches, source, data_reader_type, check_type, slot_size_array, data_source_params,
              num_samples, async_param):

@@ -89,18 +89,16 @@ class Model:
     # -- data ----------------------------------------------------------------------------------
     def _reader(self, which: str):
         if which not in self._readers:
+            from .filesystems import filesystem_for_path
+
             rt, p = self._rt(), self.reader_params
-            fs_kind = type_string(p.data_source_params.source)
-            if fs_kind != "Local":
-                raise BackendError(f"DataSourceParams(source={fs_kind}): remote filesystems are not available in "
-                                   "this version; copy the data locally and use FileSystemType_t.Local")
             is_train = which == "train"
+            source = p.source[0] if is_train else p.eval_source
             cls = registry("readers").load(p.type_name)
             self._readers[which] = cls(
-                p, self.input_layer, batch_size=rt.batch_train if is_train else rt.batch_eval,
-                source=p.source[0] if is_train else p.eval_source,
+                p, self.input_layer, batch_size=rt.batch_train if is_train else rt.batch_eval, source=source,
                 repeat=self.solver.repeat_dataset or not is_train, key_dtype=rt.key_dtype,
-                seed=rt.seed + (0 if is_train else 1), filesystem=None,
+                seed=rt.seed + (0 if is_train else 1), filesystem=filesystem_for_path(source, p.data_source_params),
                 num_samples=p.num_samples if is_train else p.eval_num_samples)
         return self._readers[which]
 

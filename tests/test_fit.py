@@ -6,7 +6,7 @@ import pytest
 
 import hugectr
 from hugectr.tools import DataGenerator, DataGeneratorParams
-from hugectr_core.errors import BackendError, CheckpointError, TrainingError
+from hugectr_core.errors import CheckpointError, TrainingError
 from tests.helpers import DL
 
 SLOTS, TRAIN, EVAL, BATCH = [50, 40, 30], 1000, 512, 64
@@ -137,13 +137,6 @@ def test_nan_loss_names_the_iteration(data):
     with pytest.raises(TrainingError, match="iteration 1"):
         model.get_current_loss()
 
-
-def test_remote_filesystem_is_refused_clearly(data):
-    remote = hugectr.DataSourceParams(source=hugectr.FileSystemType_t.Local)
-    remote.source = "S3"
-    model = build(data, data_source_params=remote)
-    with pytest.raises(BackendError, match="remote filesystems"):
-        model.start_data_reading()
 
 
 def test_reset_scheduler_and_freezing(data):

@@ -31,7 +31,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from hugectr_core.checkpoint import _read as read_sparse_file
+from hugectr_core.checkpoint import read_sparse_array as read_sparse_file
 from hugectr_core.errors import CheckpointError, ConfigError, LayerError
 from hugectr_core.inference import GraphStructure, load_graph_structure
 
