@@ -39,4 +39,4 @@ def __getattr__(name):
     raise AttributeError(f"module 'hugectr' has no attribute '{name}'")
 
 
-__all__ = [n for n in dir() if not n.startswith("_")]
+__all__ = [n for n in dir() if n.isidentifier() and not n.startswith("_")]  # pytest may inject "@pytest_ar"
