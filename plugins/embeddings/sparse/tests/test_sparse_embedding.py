@@ -100,7 +100,13 @@ def test_new_keys_take_rows_in_first_sight_order_and_init_range(batch):
     d = emb.dump()
     assert d["key"].tolist() == [1, 2, 10, 20, 21, 3, 11, 22]
     assert d["key"].dtype == np.int64 and d["emb_vector"].dtype == np.float32 and d["slot_id"] is None
-    assert np.abs(emb.rows).max() <= 0.05 and abs(float(emb.rows.std()) - 0.1 / math.sqrt(12)) < 1e-3
+    # a row's initial value comes from (seed, key): independent of insertion order, device and backend
+    from hugectr_embeddings_sparse.embedding import key_uniform
+
+    np.testing.assert_array_equal(d["emb_vector"], key_uniform(np, d["key"], 4, *emb.key_init))
+    sample = key_uniform(np, np.arange(50000), 4, *emb.key_init)
+    assert np.abs(sample).max() <= 0.05 and abs(float(sample.std()) - 0.1 / math.sqrt(12)) < 1e-3
+    assert abs(float(sample.mean())) < 1e-3
 
 
 def test_eval_gives_zeros_for_unseen_keys_and_inserts_nothing(batch):
@@ -635,3 +641,12 @@ def test_gpu_reduce_and_sgd_twin(gpu_xp, vec):
     table = rng.normal(size=(3000, vec)).astype(np.float32)
     assert_twins(reference.reduce_and_sgd, kernels.reduce_and_sgd, grad_sv, seg_j, scale_j, starts,
                  sorted_rows[first].astype(np.int64), table, 0.01, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.gpu
+def test_gpu_key_init_equals_numpy(gpu_xp):
+    from hugectr_embeddings_sparse.embedding import key_uniform
+
+    keys = np.random.default_rng(3).integers(0, 2**40, 5000).astype(np.int64)
+    np.testing.assert_array_equal(key_uniform(gpu_xp, gpu_xp.asarray(keys), 16, 12345, 0.05).get(),
+                                  key_uniform(np, keys, 16, 12345, 0.05))

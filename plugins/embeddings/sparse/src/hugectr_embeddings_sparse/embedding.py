@@ -47,6 +47,19 @@ class BackwardPlan:
     chunks: Any = None  # int64 [u + 1]: the GPU reduction's chunking of the occurrences (kernels.chunk_plan)
 
 
+def key_uniform(xp, keys, vec: int, seed: int, limit: float):
+    """U(-limit, limit) values of shape (len(keys), vec) that depend only on (seed, key, column):
+    splitmix64 of ``key * vec + column`` xor the seed (wrapping uint64 arithmetic on both backends)."""
+    u64 = xp.uint64
+    x = keys.astype(u64)[:, None] * u64(vec) + xp.arange(vec, dtype=u64)[None, :]
+    x = (x ^ u64(seed)) + u64(0x9E3779B97F4A7C15)
+    x = (x ^ (x >> u64(30))) * u64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> u64(27))) * u64(0x94D049BB133111EB)
+    x = x ^ (x >> u64(31))
+    unit = (x >> u64(11)).astype(xp.float64) * (1.0 / (1 << 53))
+    return ((2.0 * unit - 1.0) * limit).astype(xp.float32)
+
+
 class SparseEmbeddingHash(Embedding):
     """Shared machinery of the hash-based legacy embeddings (one device's shard)."""
 
@@ -118,8 +131,13 @@ class SparseEmbeddingHash(Embedding):
         vec = self.config.embedding_vec_size
         self.xp = xp
         self.rows = xp.empty((self.capacity, vec), xp.float32)
+        regions = self.init_regions()
+        # One uniform range for the whole table: a row gets its value when its key arrives, drawn from
+        # (seed, key) - the same on NumPy and CuPy, whatever row the key lands in (GPU insertion order
+        # is not deterministic) and whatever the device count, so resuming and GPU runs are exact.
+        self.key_init = (int(rng.integers(2**63)), regions[0][2]) if len(regions) == 1 else None
         chunk = max(1, INIT_CHUNK_ELEMENTS // vec)
-        for start, end, limit in self.init_regions():
+        for start, end, limit in ([] if self.key_init else regions):
             for a in range(start, end, chunk):
                 b = min(a + chunk, end)
                 self.rows[a:b] = xp.asarray(rng.uniform(-limit, limit, size=(b - a, vec)).astype(np.float32))
@@ -219,7 +237,7 @@ class SparseEmbeddingHash(Embedding):
         offsets = xp.asarray(row_offsets).astype(xp.int64, copy=False)
         keys = keys[:nnz]
         self._check_keys(keys, offsets)
-        rows = self.table.insert_or_find(keys) if ctx.training else self.table.find(keys)
+        rows = self._insert_or_find(keys) if ctx.training else self.table.find(keys)
         out_sv = out_bse.reshape(n_seg, vec)
         combined = out_sv if out_sv.dtype == xp.float32 and out_sv.flags.c_contiguous \
             else xp.empty((n_seg, vec), xp.float32)
@@ -229,6 +247,17 @@ class SparseEmbeddingHash(Embedding):
         if ctx.training:
             self._plan = self._backward_plan(rows, offsets)
             self._after_train_lookup(rows, offsets)
+
+    def _insert_or_find(self, keys):
+        """Insert unseen keys; with key-derived initialisation give the new rows their values."""
+        before = int(self.table.size)
+        rows = self.table.insert_or_find(keys)
+        after = int(self.table.size)
+        if self.key_init and after > before:
+            seed, limit = self.key_init
+            new_keys = self.xp.asarray(self.table.row_keys[before:after])
+            self.rows[before:after] = key_uniform(self.xp, new_keys, self.config.embedding_vec_size, seed, limit)
+        return rows
 
     def _after_train_lookup(self, rows, offsets) -> None:
         """Hook for subclasses (Localized records the slot of each row)."""
@@ -355,7 +384,7 @@ class SparseEmbeddingHash(Embedding):
         self._require_allocated()
         key, emb_vector = self._load_keys(key, emb_vector)
         xp = self.xp
-        rows = self.table.insert_or_find(xp.asarray(key))
+        rows = self._insert_or_find(xp.asarray(key))
         self.rows[rows] = xp.asarray(emb_vector)
         self._plan = None
         return rows
