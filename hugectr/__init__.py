@@ -10,7 +10,7 @@ from hugectr_core.enums import (Activation_t, AllReduceAlgo, Alignment_t, Check_
                                 FileSystemType_t, GroupLayer_t, HybridEmbeddingType, Initializer_t, Layer_t,
                                 LrPolicy_t, MetricsType, Optimizer_t, PowerLaw_t, Regularizer_t, Tensor_t,
                                 Update_t)
-from hugectr_core.errors import (CheckpointError, ConfigError, DataError, GraphError, HugeCTRError, LayerError,
+from hugectr_core.errors import (BackendError, CheckpointError, ConfigError, DataError, GraphError, HugeCTRError, LayerError,
                                  PluginError, TrainingError)
 from hugectr_core.layers_api import (DataReaderSparseParam, DenseLayer, DenseLayerComputeConfig, Input,
                                      SparseEmbedding)

@@ -132,11 +132,21 @@ def load_dense(model, path: str) -> None:
         rt.dense.master[...] = rt.xp.asarray(values)
         rt.dense.sync_working()
     if fs.exists(f"{path}.ntp.json"):
-        _load_ntp(rt, f"{path}.ntp.json", json.loads(_read_bytes(fs, f"{path}.ntp.json", "layer-state")))
+        _load_ntp(rt, f"{path}.ntp.json", _read_json(fs, f"{path}.ntp.json", "layer-state"))
+
+
+def _read_json(fs, path: str, what: str):
+    """A JSON side file; a corrupt one is a CheckpointError naming it."""
+    try:
+        return json.loads(_read_bytes(fs, path, what).decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise CheckpointError(f"{what} file '{path}' is not valid JSON ({exc}); the file is corrupt") from exc
 
 
 def _load_ntp(rt, path: str, doc: dict) -> None:
-    layers = doc.get("layers", [])
+    layers = doc.get("layers", []) if isinstance(doc, dict) else None
+    if not isinstance(layers, list) or not all(isinstance(e, dict) for e in layers):
+        raise CheckpointError(f"'{path}' must be {{\"layers\": [{{...}}, ...]}}; the file is corrupt")
     owners = [node for node in sorted(rt.graph.nodes, key=lambda n: n.user_index)
               if any(n == node.layer.name for n, _ in rt.dense.state)]
     if len(layers) != len(owners):
@@ -144,7 +154,11 @@ def _load_ntp(rt, path: str, doc: dict) -> None:
     for entry, node in zip(layers, owners):
         specs = [s for n, s in rt.dense.state if n == node.layer.name]
         for spec, view in zip(specs, rt.dense.state_of(node.layer.name)):
-            values = np.asarray(entry.get(spec.name.removeprefix("running_"), []), dtype=np.float32)
+            try:
+                values = np.asarray(entry.get(spec.name.removeprefix("running_"), []), dtype=np.float32)
+            except (TypeError, ValueError, OverflowError) as exc:
+                raise CheckpointError(f"'{path}': {node.layer.type_name} '{node.layer.name}' {spec.name} is not a "
+                                      f"list of numbers ({exc})") from exc
             if values.size != view.size:
                 raise CheckpointError(f"'{path}': {node.layer.type_name} '{node.layer.name}' {spec.name} has "
                                       f"{values.size} values, expected {view.size}")
@@ -158,7 +172,11 @@ def load_dense_optimizer_states(model, path: str) -> None:
     for k, state in enumerate(rt.dense.opt_states):
         state[...] = rt.xp.asarray(values[k * rt.dense.size:(k + 1) * rt.dense.size])
     if fs.exists(f"{path}.step"):
-        rt.step = int(json.loads(_read_bytes(fs, f"{path}.step", "step"))["step"])
+        doc = _read_json(fs, f"{path}.step", "step")
+        step = doc.get("step") if isinstance(doc, dict) else None
+        if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+            raise CheckpointError(f"step file '{path}.step' must be {{\"step\": <int >= 0>}}, got {doc!r:.80}")
+        rt.step = step
 
 
 def _pairs(rt, files, what: str) -> list:
@@ -194,7 +212,7 @@ def load_sparse_optimizer_states(model, files) -> None:
             raise CheckpointError(f"'{path}' is {raw.size} bytes: too short for its 24-byte header")
         n, vec, n_states = (int(v) for v in raw[:24].view("<i8"))
         expected = 24 + 8 * n + 4 * n_states * n * vec
-        if n < 0 or vec != emb.config.embedding_vec_size or raw.size != expected:
+        if n < 0 or n_states < 0 or vec != emb.config.embedding_vec_size or raw.size != expected:
             raise CheckpointError(f"'{path}': header says {n} keys x {vec} x {n_states} states ({expected} bytes); "
                                   f"the file has {raw.size} bytes and embedding '{emb.name}' has vectors of "
                                   f"{emb.config.embedding_vec_size}")
@@ -222,4 +240,4 @@ def read_sparse_array(folder: str, name: str, dtype: str, data_source_params=Non
 def load_layer_state(model, path: str) -> None:
     """Load a ``.ntp.json`` file (BatchNorm running statistics) into a compiled model."""
     fs = _fs(model, path)
-    _load_ntp(model._rt(), path, json.loads(_read_bytes(fs, path, "layer-state")))
+    _load_ntp(model._rt(), path, _read_json(fs, path, "layer-state"))

@@ -98,3 +98,6 @@ class TrainingError(HugeCTRError, RuntimeError):
         >>> issubclass(TrainingError, HugeCTRError)
         True
     """
+
+
+Error = HugeCTRError  # ``hugectr.Error``: the short name scripts catch (docs/errors.md)

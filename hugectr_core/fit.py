@@ -1,9 +1,15 @@
-"""The ``Model.fit`` loop (formats.md 3.1), reporting through pluggy hooks and TrainingCallbacks."""
+"""The ``Model.fit`` loop (formats.md 3.1), reporting through pluggy hooks and TrainingCallbacks.
+
+Non-finite training is caught like HugeCTR does (the loss, at every ``display`` iteration) and, beyond
+HugeCTR, before every evaluation and every snapshot: a snapshot is never written from NaN/Inf weights,
+so the last one on disk stays the last good one. Ctrl-C (KeyboardInterrupt) stops the reader threads.
+"""
 from __future__ import annotations
 
 import time
 
-from .errors import ConfigError
+from . import backend
+from .errors import ConfigError, TrainingError
 from .plugins import plugin_manager
 
 
@@ -32,6 +38,7 @@ class _Loop:
         it = self.iteration
         loss = None
         if self.display > 0 and it % self.display == 0:
+            self.check_finite("display")
             loss = model.get_current_loss()
             elapsed = time.perf_counter() - self.window_start
             self.log(f"Iter: {it} Time({self.display} iters): {elapsed:.6f}s Loss: {loss:.6f} "
@@ -40,6 +47,7 @@ class _Loop:
         self.hook.hugectr_train_step_end(model=model, iteration=it, samples=self.batch, loss=loss)
         stop = self.eval_interval > 0 and it % self.eval_interval == 0 and self.evaluate()
         if self.snapshot > 0 and it % self.snapshot == 0:
+            self.check_finite("snapshot", weights=True)
             model.save_params_to_files(self.snapshot_prefix, it)
             self.log(f"Saved snapshot at iteration {it} with prefix '{self.snapshot_prefix}'")
         return not stop
@@ -47,6 +55,7 @@ class _Loop:
     def evaluate(self) -> bool:
         """Run one evaluation; True when training should stop (AUC threshold or a callback)."""
         model, it = self.model, self.iteration
+        self.check_finite("evaluation", weights=True)
         stop = any(bool(cb.on_eval_start(it)) for cb in self.callbacks)
         start = time.perf_counter()
         metrics = model.evaluate()
@@ -60,6 +69,27 @@ class _Loop:
             self.log(f"Hit target AUC {self.auc_threshold} at iteration {it} with AUC {auc:.6f}; stopping")
             stop = True
         return stop
+
+    def check_finite(self, when: str, weights: bool = False) -> None:
+        """TrainingError naming the iteration when the last loss (or, with ``weights``, a dense weight) is NaN/Inf."""
+        it, model = self.iteration, self.model
+        if model.current_loss is not None:
+            value = float(backend.to_host(model.current_loss))
+            if value != value or value in (float("inf"), float("-inf")):
+                raise TrainingError(f"the training loss is {value} at iteration {it} (checked at {when}); training "
+                                    f"stopped{self._kept()}. Lower the learning rate or check the data for NaN/Inf "
+                                    f"(DataReaderParams(check_type=Check_t.Sum) checks dense values)")
+        if weights:
+            rt = model.runtime
+            master = rt.dense.master
+            if master is not None and master.size and not bool(rt.xp.isfinite(master).all()):
+                raise TrainingError(f"the dense weights hold NaN/Inf at iteration {it} (checked at {when}); training "
+                                    f"stopped{self._kept()}. Lower the learning rate or check the data")
+
+    def _kept(self) -> str:
+        last = (self.iteration - 1) // self.snapshot * self.snapshot if self.snapshot > 0 else 0
+        where = f"; the last snapshot of this fit is iteration {last}" if last > 0 else ""
+        return f" before writing a snapshot from these weights{where}"
 
 
 def _auc_threshold(metrics_spec) -> float:
@@ -89,6 +119,10 @@ def run_fit(model, num_epochs, max_iter, display, eval_interval, snapshot, snaps
         else:
             while loop.iteration < max_iter and loop.step():
                 pass
+    except KeyboardInterrupt:
+        loop.log(f"Interrupted at iteration {loop.iteration}; stopping the reader threads")
+        model.close()  # Ctrl-C: no reader thread may outlive the interrupted fit
+        raise
     finally:
         loop.hook.hugectr_fit_end(model=model, iteration=loop.iteration)
     for cb in loop.callbacks:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 
 from .enums import Activation_t, Initializer_t, Regularizer_t, type_string
-from .errors import ConfigError
+from .errors import ConfigError, HugeCTRError
 from .layers_api import DENSE_LAYER_DEFAULTS, DataReaderSparseParam, DenseLayer, Input, SparseEmbedding
 from .params import OptParamsPy
 
@@ -187,7 +187,24 @@ def read(model, path: str, include_dense_network: bool) -> None:
         raise ConfigError(f"graph JSON '{path}' cannot be read: {exc}") from exc
     except json.JSONDecodeError as exc:
         raise ConfigError(f"graph JSON '{path}' is not valid JSON: {exc}") from exc
+    except (UnicodeDecodeError, RecursionError) as exc:
+        raise ConfigError(f"graph JSON '{path}' is not valid JSON: {exc}") from exc
+    try:
+        _add_layers(model, path, doc, include_dense_network)
+    except HugeCTRError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError, RecursionError) as exc:
+        # a malformed entry (a list where a dict belongs, a string for a number, an unknown enum name)
+        raise ConfigError(f"graph JSON '{path}' is malformed ({type(exc).__name__}: {exc}); compare it with a file "
+                          f"written by Model.graph_to_json") from exc
+
+
+def _add_layers(model, path: str, doc, include_dense_network: bool) -> None:
+    if not isinstance(doc, dict):
+        raise ConfigError(f"graph JSON '{path}' must be an object with a 'layers' list")
     layers = _require(doc, "layers", f"'{path}'")
+    if not isinstance(layers, list) or not all(isinstance(e, dict) for e in layers):
+        raise ConfigError(f"graph JSON '{path}': 'layers' must be a list of objects")
     if not layers or layers[0].get("type") != "Data":
         raise ConfigError(f"graph JSON '{path}': the first layer must be of type 'Data'")
     model.add(_input_from(layers[0]))

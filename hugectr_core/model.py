@@ -121,6 +121,22 @@ class Model:
         if eval_source is not None:
             self._reader("eval").set_source(eval_source)
 
+    def close(self) -> None:
+        """Stop and join the reader threads and close their files; safe to call twice.
+
+        The model stays usable: the next read starts fresh readers from the start of their sources.
+        ``with hugectr.Model(...) as model:`` calls it on leaving the block; ``fit`` calls it on Ctrl-C.
+        """
+        readers, self._readers = self._readers, {}
+        for reader in readers.values():
+            reader.close()
+
+    def __enter__(self) -> "Model":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
     # -- learning rate ---------------------------------------------------------------------------
     def get_learning_rate_scheduler(self) -> LearningRateScheduler:
         return self.lr_scheduler

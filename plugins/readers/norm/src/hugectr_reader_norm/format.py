@@ -175,9 +175,17 @@ def _parse_header(data: bytes, path: str, layout: NormLayout) -> tuple:
     if wrong:
         raise DataError(f"Norm: '{path}' header disagrees with the model's Input: {', '.join(wrong)}; "
                         f"slot_num is the total over all DataReaderSparseParams. Fix the Input or the data")
-    if header["number_of_records"] < 0:
-        raise DataError(f"Norm: '{path}' header says number_of_records={header['number_of_records']}")
-    return header["number_of_records"], pos
+    count = header["number_of_records"]
+    if count < 0:
+        raise DataError(f"Norm: '{path}' header says number_of_records={count}")
+    # Every record takes at least its label/dense floats and one nnz per slot: a corrupt count must not
+    # make us allocate arrays for records the file cannot hold.
+    smallest = 4 * (layout.label_dim + layout.dense_dim + layout.slot_num) + (5 if layout.checksum else 0)
+    if count * max(smallest, 1) > len(data) - pos:
+        raise DataError(f"Norm: '{path}' header says number_of_records={count}, but its {len(data) - pos} bytes "
+                        f"of records can hold at most {(len(data) - pos) // max(smallest, 1)}; the file is "
+                        f"truncated or its header is corrupt")
+    return count, pos
 
 
 def _verify(data: bytes, start: int, length: int, path: str, what: str) -> None:

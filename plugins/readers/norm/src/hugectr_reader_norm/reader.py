@@ -37,14 +37,23 @@ def read_file_list(fs, list_path: str) -> list:
     """
     if not fs.exists(list_path):
         raise DataError(f"Norm: file list '{list_path}' does not exist; check source/eval_source")
-    with fs.open(list_path, "rb") as f:
-        lines = [line.strip() for line in f.read().decode("utf-8").splitlines() if line.strip()]
+    try:
+        with fs.open(list_path, "rb") as f:
+            raw = f.read()
+    except OSError as exc:
+        raise DataError(f"Norm: file list '{list_path}' cannot be read ({exc})") from exc
+    try:
+        lines = [line.strip() for line in raw.decode("utf-8").splitlines() if line.strip()]
+    except UnicodeDecodeError as exc:
+        raise DataError(f"Norm: file list '{list_path}' is not UTF-8 text ({exc}); it must hold the number of "
+                        f"files on line 1, then one path per line") from exc
     if not lines:
         raise DataError(f"Norm: file list '{list_path}' is empty; line 1 must be the number of files")
-    if not lines[0].lstrip("-").isdigit():
+    try:
+        count, paths = int(lines[0]), lines[1:]
+    except ValueError:
         raise DataError(f"Norm: file list '{list_path}' must start with the number of files on line 1, "
-                        f"got {lines[0]!r}")
-    count, paths = int(lines[0]), lines[1:]
+                        f"got {lines[0]!r}") from None
     if count != len(paths) or count < 1:
         raise DataError(f"Norm: file list '{list_path}' says {count} files on line 1 but lists {len(paths)}; "
                         f"fix the count line")
@@ -120,9 +129,15 @@ class Norm(Reader):
     def _decode(self, path: str) -> Samples:
         if not self.filesystem.exists(path):
             raise DataError(f"Norm: data file '{path}' (from the file list) does not exist")
-        with self.filesystem.open(path, "rb") as f:
-            data = f.read()
-        return parse_file(data, path, self.layout)
+        try:
+            with self.filesystem.open(path, "rb") as f:
+                data = f.read()
+        except OSError as exc:
+            raise DataError(f"Norm: data file '{path}' (from the file list) cannot be read ({exc})") from exc
+        samples = parse_file(data, path, self.layout)
+        if self.layout.checksum:  # Check_t.Sum: our extension also refuses NaN/Inf label and dense values
+            _check_finite(samples, path)
+        return samples
 
     # ----- batches ----------------------------------------------------------------------------
     def next_batch(self) -> Batch | None:
@@ -219,3 +234,14 @@ class Norm(Reader):
             self.close()
         except Exception:  # noqa: BLE001 - interpreter shutdown
             pass
+
+
+def _check_finite(samples: Samples, path: str) -> None:
+    """DataError naming the first record whose label or dense value is NaN or +-Inf."""
+    for what, values in (("label", samples.label), ("dense", samples.dense)):
+        bad = ~np.isfinite(values)
+        if bad.any():
+            row, col = (int(i) for i in np.argwhere(bad)[0])
+            raise DataError(f"Norm: '{path}' record {row}: {what}[{col}] is {float(values[row, col])} "
+                            f"({int(bad.sum())} non-finite {what} value(s) in the file); fix the data, or set "
+                            f"check_type=Check_t.Non to train on it unchecked")

@@ -23,12 +23,23 @@ def read_file_list(fs, list_path: str) -> list:
     """Data-file paths of a file list: line 1 = N, then N paths (relative ones against the cwd, else the list's folder)."""
     if not fs.exists(list_path):
         raise DataError(f"Parquet: file list '{list_path}' does not exist; check source/eval_source")
-    with fs.open(list_path, "rb") as f:
-        lines = [line.strip() for line in f.read().decode("utf-8").splitlines() if line.strip()]
-    if not lines or not lines[0].lstrip("-").isdigit():
+    try:
+        with fs.open(list_path, "rb") as f:
+            raw = f.read()
+    except OSError as exc:
+        raise DataError(f"Parquet: file list '{list_path}' cannot be read ({exc})") from exc
+    try:
+        lines = [line.strip() for line in raw.decode("utf-8").splitlines() if line.strip()]
+    except UnicodeDecodeError as exc:
+        raise DataError(f"Parquet: file list '{list_path}' is not UTF-8 text ({exc}); it must hold the number of "
+                        f"files on line 1, then one path per line") from exc
+    if not lines:
+        raise DataError(f"Parquet: file list '{list_path}' is empty")
+    try:
+        count, paths = int(lines[0]), lines[1:]
+    except ValueError:
         raise DataError(f"Parquet: file list '{list_path}' must start with the number of files on line 1, "
-                        f"got {lines[0]!r}" if lines else f"Parquet: file list '{list_path}' is empty")
-    count, paths = int(lines[0]), lines[1:]
+                        f"got {lines[0]!r}") from None
     if count != len(paths) or count < 1:
         raise DataError(f"Parquet: file list '{list_path}' says {count} files on line 1 but lists {len(paths)}; "
                         f"fix the count line")
@@ -72,9 +83,9 @@ class Metadata:
         try:
             with fs.open(path, "rb") as f:
                 raw = json.loads(f.read().decode("utf-8"))
-            stats = {_safe_name(path, s["file_name"]): int(s["num_rows"]) for s in raw["file_stats"]}
-            columns = {k: [c["col_name"] for c in raw.get(k, [])] for k in ("labels", "conts", "cats")}
-        except (KeyError, TypeError, ValueError) as exc:
+            stats = {_safe_name(path, s["file_name"]): _num_rows(path, s["num_rows"]) for s in raw["file_stats"]}
+            columns = {k: [_col_name(path, c["col_name"]) for c in raw.get(k, [])] for k in ("labels", "conts", "cats")}
+        except (KeyError, TypeError, ValueError, AttributeError, RecursionError, OSError) as exc:
             if isinstance(exc, DataError):
                 raise
             raise DataError(f"Parquet: '{path}' is not a valid {METADATA_NAME} ({type(exc).__name__}: {exc}); it needs "
@@ -87,6 +98,18 @@ class Metadata:
             raise DataError(f"Parquet: data file '{data_file}' has no file_stats entry in '{self.path}'; "
                             f"add {{\"file_name\": \"{name}\", \"num_rows\": ...}}")
         return self.num_rows[name]
+
+
+def _num_rows(meta_path: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise DataError(f"Parquet: '{meta_path}': num_rows must be an integer >= 0, got {value!r}")
+    return value
+
+
+def _col_name(meta_path: str, value) -> str:
+    if not isinstance(value, str):
+        raise DataError(f"Parquet: '{meta_path}': col_name must be a string, got {value!r}")
+    return value
 
 
 def _safe_name(meta_path: str, file_name) -> str:
@@ -142,13 +165,26 @@ class FileDecoder:
         slot_size_array: per categorical column; [] for no offsets.
     """
 
-    def __init__(self, fs, metadata: Metadata, key_dtype: str, slot_size_array):
+    def __init__(self, fs, metadata: Metadata, key_dtype: str, slot_size_array, check_values: bool = False):
         self.fs, self.metadata, self.key_dtype = fs, metadata, key_dtype
+        self.check_values = check_values
         self.offsets = slot_offsets(slot_size_array) if len(slot_size_array) else None
         self.bounds = slot_bounds(slot_size_array) if len(slot_size_array) else None
 
     def decode(self, path: str) -> Columns:
-        import pyarrow.parquet as pq  # noqa: PLC0415 - imported where used, plugin import stays light
+        import pyarrow as pa  # noqa: PLC0415 - imported where used, plugin import stays light
+
+        try:
+            return self._decode(path)
+        except (pa.ArrowException, OSError, ValueError, IndexError, KeyError) as exc:
+            if isinstance(exc, DataError):
+                raise
+            # pyarrow reports a corrupt file (bad magic, footer, page, thrift) with its own exception types
+            raise DataError(f"Parquet: '{path}' cannot be decoded ({type(exc).__name__}: {exc}); the file is "
+                            f"corrupt or not Parquet") from exc
+
+    def _decode(self, path: str) -> Columns:
+        import pyarrow.parquet as pq  # noqa: PLC0415
 
         expected = self.metadata.rows_of(path)
         md = self.metadata
@@ -190,6 +226,13 @@ class FileDecoder:
                                 f"must be float32")
             _no_nulls(path, name, col)
             out[:, j] = col.to_numpy().astype(np.float32, copy=False)
+        if self.check_values:  # check_type=Check_t.Sum: our extension refuses NaN/Inf label and dense values
+            bad = ~np.isfinite(out)
+            if bad.any():
+                row, j = (int(i) for i in np.argwhere(bad)[0])
+                raise DataError(f"Parquet: '{path}' row {row}: column '{names[j]}' is {float(out[row, j])} "
+                                f"({int(bad.sum())} non-finite value(s) in these columns); fix the data, or set "
+                                f"check_type=Check_t.Non to train on it unchecked")
         return out
 
     def _category(self, path: str, name: str, col, index: int):

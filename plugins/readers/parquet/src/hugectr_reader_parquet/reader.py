@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from hugectr_core.contracts.reader import Batch, Reader, SparseBatch
+from hugectr_core.enums import type_string
 from hugectr_core.errors import ConfigError, DataError
 from hugectr_core.localfs import LocalFileSystem
 
@@ -70,7 +71,8 @@ class Parquet(Reader):
         if self.repeat and self.total_rows < self.batch_size:
             raise DataError(f"Parquet: '{lists[0]}' holds {self.total_rows} rows, fewer than one batch of "
                             f"{self.batch_size}; use a smaller batch size or more data")
-        self.decoder = FileDecoder(self.filesystem, metadata, self.key_dtype, self.slot_size_array)
+        self.decoder = FileDecoder(self.filesystem, metadata, self.key_dtype, self.slot_size_array,
+                                   check_values=type_string(getattr(self.params, "check_type", "Non")) == "Sum")
         self.metadata = metadata
         self.source = source
         self.num_workers = max(1, min(int(self.params.num_workers), len(files)))

@@ -6,6 +6,6 @@ Example:
     160
 """
 from .layout import RecordLayout, static_row_offsets
-from .reader import Raw, RawAsync, count_records
+from .reader import Raw, RawAsync, check_finite, count_records
 
-__all__ = ["Raw", "RawAsync", "RecordLayout", "count_records", "static_row_offsets"]
+__all__ = ["Raw", "RawAsync", "RecordLayout", "check_finite", "count_records", "static_row_offsets"]

@@ -9,6 +9,7 @@ import threading
 
 import numpy as np
 from hugectr_core.contracts.reader import Batch, Reader
+from hugectr_core.enums import type_string
 from hugectr_core.errors import ConfigError, DataError
 from hugectr_core.localfs import LocalFileSystem
 
@@ -52,6 +53,8 @@ class RawAsync(Reader):
         self.num_threads = int(async_param.num_threads)
         self.depth = int(async_param.num_batches_per_thread)
         self.shuffle = bool(async_param.shuffle)
+        # Our extension: Raw files carry no checksums, so check_type=Check_t.Sum checks the values instead.
+        self.check_values = type_string(getattr(params, "check_type", "Non")) == "Sum"
         self._generation = 0   # bumped by set_source: a new pass gets its own shuffle orders
         self._prefetcher: OrderedPrefetcher | None = None
         self._eof = False
@@ -91,6 +94,8 @@ class RawAsync(Reader):
     # ----- the batch sequence -----------------------------------------------------------------
     def _batch_index(self, k: int) -> int | None:
         """Batch number read at position k of the sequence, None past the end (epoch mode)."""
+        if self.num_batches == 0:  # an empty file in epoch mode: the pass ends at once
+            return None
         epoch, pos = divmod(k, self.num_batches)
         if epoch > 0 and not self.repeat:
             return None
@@ -114,7 +119,10 @@ class RawAsync(Reader):
             return END
         start = b * self.batch_size
         count = min(self.batch_size, self.num_samples - start)
-        return self.layout.decode(self._read_records(start, count))
+        batch = self.layout.decode(self._read_records(start, count))
+        if self.check_values:
+            check_finite(batch.label, batch.dense, f"{type(self).__name__}: '{self.source}'", start)
+        return batch
 
     def _read_records(self, start: int, count: int) -> np.ndarray:
         handle = getattr(self._handles, "file", None)
@@ -201,6 +209,17 @@ class Raw(RawAsync):
         hotness = {p.top_name: p.max_nnz for p in self.input_layer.sparse_params}
         return RecordLayout(self.input_layer.label_dim, value_dtype, self.input_layer.dense_dim, value_dtype,
                             dense_log, key, hotness)
+
+
+def check_finite(label: np.ndarray, dense: np.ndarray, where: str, first_row: int) -> None:
+    """DataError naming the first record whose label or dense value is NaN or +-Inf (``check_type=Check_t.Sum``)."""
+    for what, values in (("label", label), ("dense", dense)):
+        bad = ~np.isfinite(values)
+        if bad.any():
+            row, col = (int(i) for i in np.argwhere(bad)[0])
+            raise DataError(f"{where} record {first_row + row}: {what}[{col}] is {float(values[row, col])} "
+                            f"({int(bad.sum())} non-finite {what} value(s) in this batch); fix the data, or set "
+                            f"check_type=Check_t.Non to train on it unchecked")
 
 
 def count_records(path: str, file_size: int, record_size: int, expected: int) -> int:
