@@ -6,10 +6,10 @@ mode returns it, then None.
 """
 from __future__ import annotations
 
-import posixpath
 from dataclasses import dataclass
 
 import numpy as np
+from hugectr_core.filelist import read_file_list as _read_file_list
 from hugectr_core.contracts.reader import Batch, Reader, SparseBatch
 from hugectr_core.enums import type_string
 from hugectr_core.errors import ConfigError, DataError
@@ -26,40 +26,8 @@ class _Loaded:
 
 
 def read_file_list(fs, list_path: str) -> list:
-    """Data-file paths of a file list: line 1 = N, then N paths (relative ones against the cwd, else the list's folder).
-
-    Example:
-        >>> import tempfile, os
-        >>> d = tempfile.mkdtemp(); p = os.path.join(d, "list.txt")
-        >>> _ = open(p, "w").write("2\\na.data\\nb.data\\n")
-        >>> [os.path.basename(f) for f in read_file_list(LocalFileSystem(), p)]
-        ['a.data', 'b.data']
-    """
-    if not fs.exists(list_path):
-        raise DataError(f"Norm: file list '{list_path}' does not exist; check source/eval_source")
-    try:
-        with fs.open(list_path, "rb") as f:
-            raw = f.read()
-    except OSError as exc:
-        raise DataError(f"Norm: file list '{list_path}' cannot be read ({exc})") from exc
-    try:
-        lines = [line.strip() for line in raw.decode("utf-8").splitlines() if line.strip()]
-    except UnicodeDecodeError as exc:
-        raise DataError(f"Norm: file list '{list_path}' is not UTF-8 text ({exc}); it must hold the number of "
-                        f"files on line 1, then one path per line") from exc
-    if not lines:
-        raise DataError(f"Norm: file list '{list_path}' is empty; line 1 must be the number of files")
-    try:
-        count, paths = int(lines[0]), lines[1:]
-    except ValueError:
-        raise DataError(f"Norm: file list '{list_path}' must start with the number of files on line 1, "
-                        f"got {lines[0]!r}") from None
-    if count != len(paths) or count < 1:
-        raise DataError(f"Norm: file list '{list_path}' says {count} files on line 1 but lists {len(paths)}; "
-                        f"fix the count line")
-    base = posixpath.dirname(list_path)
-    return [p if "://" in p or posixpath.isabs(p) or not base or fs.exists(p) else posixpath.join(base, p)
-            for p in paths]
+    """The data files of a Norm file list (see ``hugectr_core.filelist``)."""
+    return _read_file_list(fs, list_path, "Norm")
 
 
 class Norm(Reader):

@@ -13,6 +13,7 @@ import posixpath
 from dataclasses import dataclass
 
 import numpy as np
+from hugectr_core.filelist import read_file_list as _read_file_list
 from hugectr_core.errors import DataError
 
 METADATA_NAME = "_metadata.json"
@@ -20,31 +21,8 @@ UINT32_LIMIT = 2 ** 32
 
 
 def read_file_list(fs, list_path: str) -> list:
-    """Data-file paths of a file list: line 1 = N, then N paths (relative ones against the cwd, else the list's folder)."""
-    if not fs.exists(list_path):
-        raise DataError(f"Parquet: file list '{list_path}' does not exist; check source/eval_source")
-    try:
-        with fs.open(list_path, "rb") as f:
-            raw = f.read()
-    except OSError as exc:
-        raise DataError(f"Parquet: file list '{list_path}' cannot be read ({exc})") from exc
-    try:
-        lines = [line.strip() for line in raw.decode("utf-8").splitlines() if line.strip()]
-    except UnicodeDecodeError as exc:
-        raise DataError(f"Parquet: file list '{list_path}' is not UTF-8 text ({exc}); it must hold the number of "
-                        f"files on line 1, then one path per line") from exc
-    if not lines:
-        raise DataError(f"Parquet: file list '{list_path}' is empty")
-    try:
-        count, paths = int(lines[0]), lines[1:]
-    except ValueError:
-        raise DataError(f"Parquet: file list '{list_path}' must start with the number of files on line 1, "
-                        f"got {lines[0]!r}") from None
-    if count != len(paths) or count < 1:
-        raise DataError(f"Parquet: file list '{list_path}' says {count} files on line 1 but lists {len(paths)}; "
-                        f"fix the count line")
-    base = posixpath.dirname(list_path)
-    return [p if posixpath.isabs(p) or fs.exists(p) or not base else posixpath.join(base, p) for p in paths]
+    """The data files of a Parquet file list (see ``hugectr_core.filelist``)."""
+    return _read_file_list(fs, list_path, "Parquet")
 
 
 def slot_offsets(slot_size_array) -> np.ndarray:
