@@ -11,6 +11,9 @@ converter (``hugectr2onnx``) builds on it.
 """
 from __future__ import annotations
 
+import contextlib
+from concurrent.futures import ThreadPoolExecutor
+
 import os
 from dataclasses import dataclass, field
 
@@ -44,7 +47,8 @@ class InferenceParams:
 
     Used: ``model_name``, ``max_batchsize`` (rows per forward), ``dense_model_file``,
     ``sparse_model_files`` (one folder per embedding, add() order), ``i64_input_key``,
-    ``use_mixed_precision``, ``device_id`` / ``deployed_devices`` (one device),
+    ``use_mixed_precision``, ``device_id`` / ``deployed_devices`` (one model replica per device, batches
+    dealt round robin; ``device_id`` is the first),
     ``non_trainable_params_file`` (BatchNorm running statistics; default: ``<dense>.ntp.json``
     when it exists), ``default_value_for_each_table`` (must be 0: unseen keys give zero vectors),
     ``volatile_db`` / ``persistent_db`` / ``update_source`` (must be empty: no parameter server).
@@ -119,9 +123,8 @@ class InferenceParams:
         if any(isinstance(d, bool) or not isinstance(d, int) or d < 0 for d in devices + [self.device_id]):
             raise ConfigError(f"{where}: device_id and deployed_devices must be GPU ids >= 0, got "
                               f"{self.device_id!r} and {self.deployed_devices!r}")
-        if len(devices) > 1:
-            raise BackendError(f"{where}: deployed_devices={devices} asks for {len(devices)} GPUs; multi-GPU "
-                               "inference is not available in this version: deploy one device, e.g. [0]")
+        if len(set(devices)) != len(devices):
+            raise ConfigError(f"{where}: deployed_devices lists a GPU twice: {devices}")
         if any(float(v) != 0.0 for v in self.default_value_for_each_table):
             raise ConfigError(f"{where}: default_value_for_each_table={self.default_value_for_each_table}: "
                               "unseen keys give zero vectors here (as in training's evaluation); pass [0.0]")
@@ -251,33 +254,47 @@ class InferenceModel:
     """
 
     def __init__(self, model_config: str, inference_params: InferenceParams):
-        from .model import Model  # noqa: PLC0415 - model imports the plugin machinery
-
         self.params = p = inference_params
         if not isinstance(p, InferenceParams):
             raise ConfigError(f"InferenceModel: inference_params must be hugectr.inference.InferenceParams, got "
                               f"{type(p).__name__}")
         self._check_files(p)
+        self.model_config = model_config
+        # one full replica per deployed device (inference is data parallel); batches go round robin
+        self.replicas = [self._build(device) for device in self._devices(p)]
+        self.model, self.device_id = self.replicas[0]
+        self.runtime = self.model.runtime
+
+    @staticmethod
+    def _devices(p: InferenceParams) -> list:
+        devices = list(p.deployed_devices or [p.device_id])
+        return devices if p.device_id in devices else [p.device_id] + devices[1:]
+
+    def _build(self, device: int):
+        from .model import Model  # noqa: PLC0415 - model imports the plugin machinery
+
+        p = self.params
         solver = CreateSolver(model_name=p.model_name, batchsize=p.max_batchsize, batchsize_eval=p.max_batchsize,
                               max_eval_batches=1, i64_input_key=p.i64_input_key, seed=1, device=p.device,
-                              use_mixed_precision=p.use_mixed_precision, vvgpu=[[p.device_id]])
-        self._use_device(p)
-        placeholder = DataReaderParams(data_reader_type="RawAsync", source=["unset"], eval_source="unset")
-        self.model = Model(solver, placeholder, CreateOptimizer(optimizer_type="SGD"))
-        self.model.construct_from_json(model_config, include_dense_network=True)
-        self.model.compile()
-        self.runtime = self.model.runtime
-        if len(p.sparse_model_files) != len(self.runtime.embeddings):
-            raise CheckpointError(f"InferenceModel: {len(p.sparse_model_files)} sparse_model_files for the "
-                                  f"{len(self.runtime.embeddings)} embeddings of '{model_config}' "
-                                  f"({[e.name for e in self.runtime.embeddings]}); give one folder per embedding")
-        self.model.load_dense_weights(p.dense_model_file)
-        if p.non_trainable_params_file:
-            from .checkpoint import load_layer_state  # noqa: PLC0415
+                              use_mixed_precision=p.use_mixed_precision, vvgpu=[[device]])
+        with self._on(device):
+            placeholder = DataReaderParams(data_reader_type="RawAsync", source=["unset"], eval_source="unset")
+            model = Model(solver, placeholder, CreateOptimizer(optimizer_type="SGD"))
+            model.construct_from_json(self.model_config, include_dense_network=True)
+            model.compile()
+            embeddings = model.runtime.embeddings
+            if len(p.sparse_model_files) != len(embeddings):
+                raise CheckpointError(f"InferenceModel: {len(p.sparse_model_files)} sparse_model_files for the "
+                                      f"{len(embeddings)} embeddings of '{self.model_config}' "
+                                      f"({[e.name for e in embeddings]}); give one folder per embedding")
+            model.load_dense_weights(p.dense_model_file)
+            if p.non_trainable_params_file:
+                from .checkpoint import load_layer_state  # noqa: PLC0415
 
-            load_layer_state(self.model, p.non_trainable_params_file)
-        if self.runtime.embeddings:
-            self.model.load_sparse_weights(list(p.sparse_model_files))
+                load_layer_state(model, p.non_trainable_params_file)
+            if embeddings:
+                model.load_sparse_weights(list(p.sparse_model_files))
+        return model, device
 
     @staticmethod
     def _check_files(p: InferenceParams) -> None:
@@ -290,16 +307,20 @@ class InferenceModel:
             raise CheckpointError(f"InferenceParams: non_trainable_params_file '{p.non_trainable_params_file}' "
                                   "does not exist")
 
-    @staticmethod
-    def _use_device(p: InferenceParams) -> None:
-        """Make ``device_id`` the current CuPy device (GPU backend only)."""
-        if p.device == "cpu" or not backend.has_cupy_gpu():
-            return
+    def _on(self, device: int):
+        """The CuPy device context of ``device`` (nothing on the NumPy backend)."""
+        if self.params.device == "cpu" or not backend.has_cupy_gpu():
+            return contextlib.nullcontext()
         xp = backend._cupy()
-        if p.device_id >= xp.cuda.runtime.getDeviceCount():
-            raise BackendError(f"InferenceParams: device_id={p.device_id} but CuPy sees "
+        if device >= xp.cuda.runtime.getDeviceCount():
+            raise BackendError(f"InferenceParams: GPU {device} is deployed but CuPy sees "
                                f"{xp.cuda.runtime.getDeviceCount()} GPU(s)")
-        xp.cuda.Device(p.device_id).use()
+        return xp.cuda.Device(device)
+
+    def _eval_on(self, replica, batch):
+        model, device = replica
+        with self._on(device):
+            return model.runtime.eval_step(batch)
 
     # -- data ----------------------------------------------------------------------------------
     def _reader(self, source, data_reader_type, check_type, slot_size_array, data_source_params, num_samples,
@@ -325,14 +346,18 @@ class InferenceModel:
         reader = self._reader(source, data_reader_type, check_type, slot_size_array, data_source_params,
                               num_samples, async_param)
         preds, labels = [], []
+        n = len(self.replicas)
         try:
-            for _ in range(num_batches):
-                batch = reader.next_batch()
-                if batch is None:
-                    break
-                pred, label, _loss = self.runtime.eval_step(batch)
-                preds.append(pred)
-                labels.append(label)
+            with ThreadPoolExecutor(max_workers=n) as pool:
+                remaining = num_batches
+                while remaining > 0:  # waves of one batch per replica, results kept in batch order
+                    wave = [b for b in (reader.next_batch() for _ in range(min(n, remaining))) if b is not None]
+                    remaining -= n
+                    for pred, label, _loss in pool.map(self._eval_on, self.replicas, wave):
+                        preds.append(pred)
+                        labels.append(label)
+                    if len(wave) < n:
+                        break
         finally:
             reader.close()
         if not preds:

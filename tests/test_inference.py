@@ -103,6 +103,35 @@ def test_predict_equals_model_eval(trained, name):
     assert value == pytest.approx(auc(preds, labels), abs=1e-12)
 
 
+@pytest.mark.parametrize("devices", [[0, 1], [0, 1, 2]])
+def test_several_deployed_devices_give_the_same_predictions_in_order(trained, devices):
+    """One replica per device, batches dealt round robin: on NumPy the replicas are separate models."""
+    model, preds, _, d = trained["dlrm"]
+    inference = InferenceModel(f"{d}/graph.json", params_for(model, "dlrm", d, deployed_devices=devices))
+    assert len(inference.replicas) == len(devices)
+    kw = _reader_kw("dlrm")
+    got = inference.predict(EVAL_BATCHES, f"{d}/{kw.pop('source')}", kw.pop("data_reader_type"), hugectr.Check_t.Non,
+                            **kw)
+    np.testing.assert_array_equal(got, preds)
+
+
+@pytest.mark.gpu
+def test_multi_gpu_inference_matches_one_gpu(trained):
+    import cupy
+
+    if cupy.cuda.runtime.getDeviceCount() < 2:
+        pytest.skip("needs 2 GPUs")
+    model, _, _, d = trained["dlrm"]
+    kw = _reader_kw("dlrm")
+    source, fmt = f"{d}/{kw.pop('source')}", kw.pop("data_reader_type")
+    one = InferenceModel(f"{d}/graph.json", params_for(model, "dlrm", d, device="gpu")).predict(
+        EVAL_BATCHES, source, fmt, hugectr.Check_t.Non, **dict(kw))
+    multi = InferenceModel(f"{d}/graph.json", params_for(model, "dlrm", d, device="gpu", deployed_devices=[0, 1]))
+    assert {rt.runtime.embeddings[0].rows.device.id for rt, _ in multi.replicas} == {0, 1}
+    got = multi.predict(EVAL_BATCHES, source, fmt, hugectr.Check_t.Non, **dict(kw))
+    np.testing.assert_allclose(got, one, rtol=1e-5, atol=1e-6)
+
+
 def _eval_batch(model):
     reader = model.get_data_reader_eval()
     reader.set_source("")
@@ -162,8 +191,9 @@ def test_inference_params_validation():
         InferenceParams(**{**base, "max_batchsize": 0})
     with pytest.raises(ConfigError, match="cache_size_percentage"):
         InferenceParams(**base, cache_size_percentage=1.5)
-    with pytest.raises(BackendError, match="multi-GPU"):
-        InferenceParams(**base, deployed_devices=[0, 1])
+    assert InferenceParams(**base, deployed_devices=[0, 1]).deployed_devices == [0, 1]
+    with pytest.raises(ConfigError, match="twice"):
+        InferenceParams(**base, deployed_devices=[1, 1])
     with pytest.raises(ConfigError, match="default_value_for_each_table"):
         InferenceParams(**base, default_value_for_each_table=[0.5])
     with pytest.raises(ConfigError, match="parameter server"):
