@@ -1,6 +1,5 @@
 """hugectr.inference: InferenceModel predictions equal Model.eval predictions; bad input is explained."""
 import os
-import shutil
 import subprocess
 import sys
 
@@ -9,7 +8,7 @@ import pytest
 
 import hugectr
 from hugectr.inference import InferenceModel, InferenceParams
-from hugectr_core.errors import BackendError, CheckpointError, ConfigError, DataError
+from hugectr_core.errors import CheckpointError, ConfigError, DataError
 from hugectr_core.metrics import auc
 from tests import e2e_models as E
 
@@ -67,9 +66,10 @@ def files(name, d, n_emb):
 
 
 def params_for(model, name, d, **kw):
+    kw.setdefault("device", "cpu")
     return InferenceParams(model_name=name, max_batchsize=model.solver.batchsize_eval, hit_rate_threshold=1.0,
                            device_id=0, use_gpu_embedding_cache=False, cache_size_percentage=0.2,
-                           i64_input_key=model.solver.i64_input_key, device="cpu",
+                           i64_input_key=model.solver.i64_input_key,
                            **files(name, d, len(model.sparse_embeddings)), **kw)
 
 
