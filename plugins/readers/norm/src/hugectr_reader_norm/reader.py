@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
+from hugectr_core.data_checks import check_finite
 from hugectr_core.filelist import read_file_list as _read_file_list
 from hugectr_core.contracts.reader import Batch, Reader, SparseBatch
 from hugectr_core.enums import type_string
@@ -104,7 +104,7 @@ class Norm(Reader):
             raise DataError(f"Norm: data file '{path}' (from the file list) cannot be read ({exc})") from exc
         samples = parse_file(data, path, self.layout)
         if self.layout.checksum:  # Check_t.Sum: our extension also refuses NaN/Inf label and dense values
-            _check_finite(samples, path)
+            check_finite(samples.label, samples.dense, f"Norm: '{path}'")
         return samples
 
     # ----- batches ----------------------------------------------------------------------------
@@ -202,14 +202,3 @@ class Norm(Reader):
             self.close()
         except Exception:  # noqa: BLE001 - interpreter shutdown
             pass
-
-
-def _check_finite(samples: Samples, path: str) -> None:
-    """DataError naming the first record whose label or dense value is NaN or +-Inf."""
-    for what, values in (("label", samples.label), ("dense", samples.dense)):
-        bad = ~np.isfinite(values)
-        if bad.any():
-            row, col = (int(i) for i in np.argwhere(bad)[0])
-            raise DataError(f"Norm: '{path}' record {row}: {what}[{col}] is {float(values[row, col])} "
-                            f"({int(bad.sum())} non-finite {what} value(s) in the file); fix the data, or set "
-                            f"check_type=Check_t.Non to train on it unchecked")

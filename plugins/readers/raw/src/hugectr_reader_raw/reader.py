@@ -14,6 +14,7 @@ from hugectr_core.errors import ConfigError, DataError
 from hugectr_core.localfs import LocalFileSystem
 
 from .layout import KEY_DTYPES, RecordLayout
+from hugectr_core.data_checks import check_finite
 from hugectr_core.prefetch import END, OrderedPrefetcher
 
 
@@ -209,17 +210,6 @@ class Raw(RawAsync):
         hotness = {p.top_name: p.max_nnz for p in self.input_layer.sparse_params}
         return RecordLayout(self.input_layer.label_dim, value_dtype, self.input_layer.dense_dim, value_dtype,
                             dense_log, key, hotness)
-
-
-def check_finite(label: np.ndarray, dense: np.ndarray, where: str, first_row: int) -> None:
-    """DataError naming the first record whose label or dense value is NaN or +-Inf (``check_type=Check_t.Sum``)."""
-    for what, values in (("label", label), ("dense", dense)):
-        bad = ~np.isfinite(values)
-        if bad.any():
-            row, col = (int(i) for i in np.argwhere(bad)[0])
-            raise DataError(f"{where} record {first_row + row}: {what}[{col}] is {float(values[row, col])} "
-                            f"({int(bad.sum())} non-finite {what} value(s) in this batch); fix the data, or set "
-                            f"check_type=Check_t.Non to train on it unchecked")
 
 
 def count_records(path: str, file_size: int, record_size: int, expected: int) -> int:
