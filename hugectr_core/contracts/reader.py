@@ -71,5 +71,20 @@ class Reader:
         """Read ``source`` from its start next ('' rewinds the current source)."""
         raise NotImplementedError
 
+    _prefetcher = None  # an OrderedPrefetcher (hugectr_core.prefetch) while workers run
+
     def close(self) -> None:
         """Stop worker threads; safe to call twice."""
+        self._stop_workers()
+
+    def _stop_workers(self) -> None:
+        """Stop the prefetching workers; readers holding more (open files) extend it."""
+        if self._prefetcher is not None:
+            self._prefetcher.close()
+            self._prefetcher = None
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 - interpreter shutdown: nothing left to report to
+            pass

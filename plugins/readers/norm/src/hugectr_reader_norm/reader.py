@@ -189,16 +189,3 @@ class Norm(Reader):
         self._stop_workers()
         self._open_source(source or self.source)
 
-    def close(self) -> None:
-        self._stop_workers()
-
-    def _stop_workers(self) -> None:
-        if self._prefetcher is not None:
-            self._prefetcher.close()
-            self._prefetcher = None
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:  # noqa: BLE001 - interpreter shutdown
-            pass

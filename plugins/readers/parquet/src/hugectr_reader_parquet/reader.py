@@ -183,20 +183,6 @@ class Parquet(Reader):
         self._open_source(source or self.source)
         self._generation += 1
 
-    def close(self) -> None:
-        self._stop_workers()
-
-    def _stop_workers(self) -> None:
-        if self._prefetcher is not None:
-            self._prefetcher.close()
-            self._prefetcher = None
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:  # noqa: BLE001 - interpreter shutdown
-            pass
-
 
 def to_csr(offsets: list, values: list, n: int) -> tuple:
     """Interleave S column-wise CSR arrays into one sample-major CSR (sample 0 slot 0, sample 0 slot 1, ...).

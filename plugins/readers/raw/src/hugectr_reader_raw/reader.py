@@ -169,24 +169,13 @@ class RawAsync(Reader):
         self._eof = False
         self._handed = 0
 
-    def close(self) -> None:
-        self._stop_workers()
-
     def _stop_workers(self) -> None:
-        if self._prefetcher is not None:
-            self._prefetcher.close()
-            self._prefetcher = None
+        super()._stop_workers()
         with self._lock:
             for handle in self._opened:
                 handle.close()
             self._opened.clear()
         self._handles = threading.local()
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:  # noqa: BLE001 - interpreter shutdown
-            pass
 
 
 class Raw(RawAsync):
