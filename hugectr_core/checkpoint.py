@@ -62,10 +62,27 @@ def _host_f32(array) -> bytes:
     return backend.to_host(array).astype("<f4").tobytes()
 
 
+def _sparse_dumps(rt) -> list:
+    """(dump, optimizer states) of every legacy embedding, sorted by key so that the files do not
+    depend on the device count or insertion order; with several workers a collective that gathers
+    every shard, so every worker must run it."""
+    out = []
+    for emb in (e for e in rt.embeddings if not getattr(e, "collection", False)):
+        dump, states = emb.dump(), emb.dump_optimizer_states()
+        order = np.argsort(dump["key"], kind="stable")
+        dump = {name: (None if value is None else np.asarray(value)[order]) for name, value in dump.items()}
+        out.append((dump, [np.asarray(s)[order] for s in states]))
+    return out
+
+
 def save_params(model, prefix: str, iteration: int) -> None:
-    """The HugeCTR file set: dense, opt_dense (+ .step), .ntp.json, sparse folders, opt_sparse files."""
+    """The HugeCTR file set: dense, opt_dense (+ .step), .ntp.json, sparse folders, opt_sparse files.
+    Every process gathers; the one holding worker 0 writes (the dense replicas are identical)."""
     rt = model._rt()
     _check_folder(prefix)
+    dumps = model._each(_sparse_dumps)[0]
+    if not model.writes_files:
+        return
     fs, dense = _fs(model, prefix), rt.dense
     _write_atomic(fs, f"{prefix}_dense_{iteration}.model", _host_f32(dense.master) if dense.size else b"")
     _write_atomic(fs, f"{prefix}_opt_dense_{iteration}.model", b"".join(_host_f32(s) for s in dense.opt_states))
@@ -73,10 +90,10 @@ def save_params(model, prefix: str, iteration: int) -> None:
     ntp = _non_trainable_json(rt)
     if ntp["layers"]:
         _write_atomic(fs, f"{prefix}_dense_{iteration}.model.ntp.json", json.dumps(ntp).encode())
-    for k, emb in enumerate(e for e in rt.embeddings if not getattr(e, "collection", False)):
-        dump = emb.dump()
+    vec_sizes = [e.config.embedding_vec_size for e in rt.embeddings if not getattr(e, "collection", False)]
+    for k, ((dump, states), vec) in enumerate(zip(dumps, vec_sizes)):
         _save_sparse_folder(fs, f"{prefix}{k}_sparse_{iteration}.model", dump)
-        _write_atomic(fs, f"{prefix}{k}_opt_sparse_{iteration}.model", _sparse_states_bytes(dump["key"], emb))
+        _write_atomic(fs, f"{prefix}{k}_opt_sparse_{iteration}.model", _sparse_states_bytes(dump["key"], states, vec))
 
 
 def _non_trainable_json(rt) -> dict:
@@ -93,9 +110,7 @@ def _non_trainable_json(rt) -> dict:
     return {"layers": layers}
 
 
-def _sparse_states_bytes(keys, emb) -> bytes:
-    states = emb.dump_optimizer_states()
-    vec = emb.config.embedding_vec_size
+def _sparse_states_bytes(keys, states, vec: int) -> bytes:
     header = np.array([len(keys), vec, len(states)], dtype="<i8")
     return header.tobytes() + np.asarray(keys, "<i8").tobytes() + b"".join(s.astype("<f4").tobytes() for s in states)
 
@@ -128,11 +143,17 @@ def _read_f32(fs, path: str, expected: int, what: str) -> np.ndarray:
 def load_dense(model, path: str) -> None:
     rt, fs = model._rt(), _fs(model, path)
     values = _read_f32(fs, path, rt.dense.size, "dense model")
-    if rt.dense.size:
-        rt.dense.master[...] = rt.xp.asarray(values)
-        rt.dense.sync_working()
-    if fs.exists(f"{path}.ntp.json"):
-        _load_ntp(rt, f"{path}.ntp.json", _read_json(fs, f"{path}.ntp.json", "layer-state"))
+    ntp = f"{path}.ntp.json"
+    doc = _read_json(fs, ntp, "layer-state") if fs.exists(ntp) else None
+
+    def load(worker):
+        if worker.dense.size:
+            worker.dense.master[...] = worker.xp.asarray(values)
+            worker.dense.sync_working()
+        if doc is not None:
+            _load_ntp(worker, ntp, doc)
+
+    model._each(load)
 
 
 def _read_json(fs, path: str, what: str):
@@ -167,16 +188,22 @@ def _load_ntp(rt, path: str, doc: dict) -> None:
 
 def load_dense_optimizer_states(model, path: str) -> None:
     rt, fs = model._rt(), _fs(model, path)
-    n_states = len(rt.dense.opt_states)
-    values = _read_f32(fs, path, n_states * rt.dense.size, "dense optimizer-state")
-    for k, state in enumerate(rt.dense.opt_states):
-        state[...] = rt.xp.asarray(values[k * rt.dense.size:(k + 1) * rt.dense.size])
+    n_states, size = len(rt.dense.opt_states), rt.dense.size
+    values = _read_f32(fs, path, n_states * size, "dense optimizer-state")
+    step = None
     if fs.exists(f"{path}.step"):
         doc = _read_json(fs, f"{path}.step", "step")
         step = doc.get("step") if isinstance(doc, dict) else None
         if isinstance(step, bool) or not isinstance(step, int) or step < 0:
             raise CheckpointError(f"step file '{path}.step' must be {{\"step\": <int >= 0>}}, got {doc!r:.80}")
-        rt.step = step
+
+    def load(worker):
+        for k, state in enumerate(worker.dense.opt_states):
+            state[...] = worker.xp.asarray(values[k * size:(k + 1) * size])
+        if step is not None:
+            worker.step = step
+
+    model._each(load)
 
 
 def _pairs(rt, files, what: str) -> list:
@@ -193,6 +220,8 @@ def _pairs(rt, files, what: str) -> list:
 
 
 def load_sparse(model, files) -> None:
+    """Read each folder once; every worker loads the keys it owns."""
+    loaded = []
     for emb, folder in _pairs(model._rt(), files, "load_sparse_weights"):
         fs = _fs(model, folder)
         keys = _read(fs, folder, "key", "<i8")
@@ -202,10 +231,22 @@ def load_sparse(model, files) -> None:
             raise CheckpointError(f"sparse folder '{folder}': {keys.size} keys but {vectors.size} floats in emb_vector; "
                                   f"embedding '{emb.name}' expects {vec} floats per key")
         slot = _read(fs, folder, "slot_id", "<u8") if fs.exists(_join(folder, "slot_id")) else None
-        emb.load(keys, vectors.reshape(keys.size, vec), slot)
+        loaded.append((emb.name, (keys, vectors.reshape(keys.size, vec), slot)))
+    _load_into_embeddings(model, loaded, "load")
+
+
+def _load_into_embeddings(model, loaded: list, method: str) -> None:
+    """``emb.<method>(*args)`` for (embedding name, args) on every worker."""
+    def load(worker):
+        by_name = {e.name: e for e in worker.embeddings}
+        for name, args in loaded:
+            getattr(by_name[name], method)(*args)
+
+    model._each(load)
 
 
 def load_sparse_optimizer_states(model, files) -> None:
+    loaded = []
     for emb, path in _pairs(model._rt(), files, "load_sparse_optimizer_states"):
         raw = np.frombuffer(_read_bytes(_fs(model, path), path, "sparse optimizer-state"), dtype="<u1")
         if raw.size < 24:
@@ -218,7 +259,8 @@ def load_sparse_optimizer_states(model, files) -> None:
                                   f"{emb.config.embedding_vec_size}")
         keys = raw[24:24 + 8 * n].view("<i8")
         states = raw[24 + 8 * n:].view("<f4").reshape(n_states, n, vec)
-        emb.load_optimizer_states(keys, list(states))
+        loaded.append((emb.name, (keys, list(states))))
+    _load_into_embeddings(model, loaded, "load_optimizer_states")
 
 
 def _read(fs, folder: str, name: str, dtype: str) -> np.ndarray:
@@ -239,5 +281,5 @@ def read_sparse_array(folder: str, name: str, dtype: str, data_source_params=Non
 
 def load_layer_state(model, path: str) -> None:
     """Load a ``.ntp.json`` file (BatchNorm running statistics) into a compiled model."""
-    fs = _fs(model, path)
-    _load_ntp(model._rt(), path, _read_json(fs, path, "layer-state"))
+    doc = _read_json(_fs(model, path), path, "layer-state")
+    model._each(lambda worker: _load_ntp(worker, path, doc))

@@ -5,12 +5,13 @@ import logging
 
 from . import backend
 from .enums import Tensor_t, type_string
-from .errors import BackendError, ConfigError, GraphError, TrainingError
+from .errors import ConfigError, GraphError, TrainingError
 from .layers_api import DenseLayer, Input, SparseEmbedding
 from .lr_scheduler import LearningRateScheduler
 from .metrics import MetricAccumulator
 from .plugins import plugin_manager, registry
 from .runtime import Runtime
+from .workers import Workers
 
 log = logging.getLogger("hugectr")
 
@@ -37,7 +38,8 @@ class Model:
         self.sparse_embeddings: list[SparseEmbedding] = []
         self.dense_layers: list[DenseLayer] = []
         self.collections: list = []  # EmbeddingCollectionConfig objects (plugin hugectr-embeddings-collection)
-        self.runtime: Runtime | None = None
+        self.runtime: Runtime | None = None  # this process's first worker (all workers: self.workers.items)
+        self.workers: Workers | None = None
         self.lr_scheduler = LearningRateScheduler(solver.lr, solver.warmup_steps, solver.decay_start,
                                                   solver.decay_steps, solver.decay_power, solver.end_lr)
         self.learning_rate = solver.lr
@@ -69,9 +71,27 @@ class Model:
         """Build the graph, infer every shape, place every buffer and initialise parameters."""
         if self.input_layer is None:
             raise GraphError("compile() before an Input was added: model.add(hugectr.Input(...)) first")
-        self.runtime = Runtime(self.solver, self.input_layer, self.sparse_embeddings, self.dense_layers,
-                               self.opt_params, loss_names, loss_weights, self.collections)
+        from .comm import World
+        from .distributed import check_same_model
+
+        world = World(self.solver.vvgpu, backend.is_numpy(backend.resolve(self.solver.device)))
+        workers = Workers(world.devices, backend.resolve(self.solver.device), world.group)
+        workers.start(lambda i: Runtime(self.solver, self.input_layer, self.sparse_embeddings, self.dense_layers,
+                                        self.opt_params, loss_names, loss_weights, self.collections,
+                                        comm=world.comms[i]))
+        workers.run(check_same_model)
+        self.world, self.workers, self.runtime = world, workers, workers.items[0]
         plugin_manager().hook.hugectr_configure(model=self)
+
+    def _each(self, fn) -> list:
+        """``fn(runtime)`` on every worker of this process (at once: they may meet in collectives)."""
+        self._rt()
+        return self.workers.run(fn)
+
+    @property
+    def writes_files(self) -> bool:
+        """True on the process that holds worker 0: the one that writes checkpoints."""
+        return self.workers is None or self.world.first_rank == 0
 
     def _rt(self) -> Runtime:
         if self.runtime is None:
@@ -95,8 +115,9 @@ class Model:
             is_train = which == "train"
             source = p.source[0] if is_train else p.eval_source
             cls = registry("readers").load(p.type_name)
-            self._readers[which] = cls(
-                p, self.input_layer, batch_size=rt.batch_train if is_train else rt.batch_eval, source=source,
+            per_device = rt.batch_train if is_train else rt.batch_eval
+            self._readers[which] = cls(  # every process reads the whole global batch
+                p, self.input_layer, batch_size=per_device * rt.device_count, source=source,
                 repeat=self.solver.repeat_dataset or not is_train, key_dtype=rt.key_dtype,
                 seed=rt.seed + (0 if is_train else 1), filesystem=filesystem_for_path(source, p.data_source_params),
                 num_samples=p.num_samples if is_train else p.eval_num_samples)
@@ -155,9 +176,10 @@ class Model:
         batch = self._reader("train").next_batch()
         if batch is None:
             return False
-        if batch.size < rt.batch_train and self.solver.drop_incomplete_batch:
+        if batch.size < rt.batch_train * rt.device_count and self.solver.drop_incomplete_batch:
             return False
-        loss = rt.train_step(batch, self.learning_rate)
+        lr = self.learning_rate
+        loss = self._each(lambda worker: worker.train_step(batch, lr))[0]
         self.current_loss = loss if self.solver.gen_loss_summary else None
         return True
 
@@ -180,7 +202,7 @@ class Model:
             batch = reader.next_batch()
             if batch is None:
                 return False
-        pred, label, loss = self._rt().eval_step(batch)
+        pred, label, loss = self._each(lambda worker: worker.eval_step(batch))[0]
         self._metrics.add(pred, label, loss)
         self._eval_tensors_ready = True
         return True
@@ -206,13 +228,14 @@ class Model:
 
     # -- freezing ------------------------------------------------------------------------------
     def freeze_dense(self) -> None:
-        self._rt().dense_frozen = True
+        self._each(lambda rt: setattr(rt, "dense_frozen", True))
 
     def unfreeze_dense(self) -> None:
-        self._rt().dense_frozen = False
+        self._each(lambda rt: setattr(rt, "dense_frozen", False))
 
-    def _embeddings_named(self, name):
-        embs = self._rt().embeddings
+    @staticmethod
+    def _embeddings_named(rt, name):
+        embs = rt.embeddings
         if name is None:
             return embs
         found = [e for e in embs if e.name == name]
@@ -220,13 +243,17 @@ class Model:
             raise ConfigError(f"no embedding named '{name}'; embeddings: {[e.name for e in embs]}")
         return found
 
+    def _set_embedding_frozen(self, name, frozen: bool) -> None:
+        self._rt()
+        for rt in self.workers.items:
+            for emb in self._embeddings_named(rt, name):
+                emb.frozen = frozen
+
     def freeze_embedding(self, embedding_name=None) -> None:
-        for emb in self._embeddings_named(embedding_name):
-            emb.frozen = True
+        self._set_embedding_frozen(embedding_name, True)
 
     def unfreeze_embedding(self, embedding_name=None) -> None:
-        for emb in self._embeddings_named(embedding_name):
-            emb.frozen = False
+        self._set_embedding_frozen(embedding_name, False)
 
     # -- high level ----------------------------------------------------------------------------
     def fit(self, num_epochs=0, max_iter=2000, display=200, eval_interval=1000, snapshot=10000, snapshot_prefix="",

@@ -11,6 +11,7 @@ import numpy as np
 from . import backend
 from .contracts.embedding import EmbeddingConfig
 from .contracts.layer import StepContext
+from .comm import Comm, HostGroup
 from .enums import type_string
 from .errors import BackendError, ConfigError, GraphError
 from .graph import build_graph, check_mixed_precision, infer_shapes, mark_params, tensor_dtypes
@@ -18,6 +19,7 @@ from .memory import MemoryPlan
 from .network import Network
 from .parameters import DenseParameters
 from .plugins import registry
+from .sharding import ShardedEmbedding
 
 log = logging.getLogger("hugectr")
 
@@ -27,15 +29,24 @@ def make_optimizer(opt_params):
 
 
 class Runtime:
-    """Compiled state of a model on one device."""
+    """Compiled state of a model on one device (one worker of the job: ``comm.rank`` of ``comm.size``).
+
+    With several workers the dense layers are replicated (data parallel: this worker trains rows
+    ``[rank*B/W, (rank+1)*B/W)`` of the global batch and the gradients are summed over workers) and
+    the embeddings are sharded (hugectr_core.sharding).
+    """
 
     def __init__(self, solver, input_layer, sparse_embeddings, dense_layers, opt_params,
-                 loss_names=None, loss_weights=None, collections=()):
+                 loss_names=None, loss_weights=None, collections=(), comm=None):
         self.solver = solver
         self.input_layer = input_layer
+        self.comm = comm or Comm(HostGroup(1), 0)
         self._check_supported(solver)
         self.xp = backend.resolve(solver.device)
-        self.device_count = solver.device_count
+        self.device_count = self.comm.size
+        if self.device_count != solver.device_count:
+            raise ConfigError(f"vvgpu={solver.vvgpu} names {solver.device_count} devices but the job has "
+                              f"{self.device_count} workers")
         self.batch_train = solver.batchsize // self.device_count
         self.batch_eval = solver.batchsize_eval // self.device_count
         self.seed = solver.seed or int(np.random.SeedSequence().entropy % (2**31))
@@ -69,11 +80,11 @@ class Runtime:
         self.step = 0
 
     # -- building ------------------------------------------------------------------------------
-    @staticmethod
-    def _check_supported(solver) -> None:
-        if solver.device_count > 1:
-            raise BackendError(f"vvgpu={solver.vvgpu} asks for {solver.device_count} devices; multi-device "
-                               "training (NCCL/MPI) is not available in this version: use vvgpu=[[0]]")
+    def _check_supported(self, solver) -> None:
+        algo = type_string(solver.all_reduce_algo)
+        if self.comm.size > 1 and algo != "NCCL":
+            raise BackendError(f"all_reduce_algo={algo} is not available in this version: the gradient all-reduce "
+                               f"runs through NCCL (GPU) or MPI (CPU); use AllReduceAlgo.NCCL")
 
     def _sources(self) -> dict:
         sources = {name: "data" for name in self.input_layer.label_names}
@@ -116,7 +127,9 @@ class Runtime:
                 max_nnz_per_slot=param.max_nnz, slot_size_array=tuple(spec.slot_size_array),
                 key_dtype=self.key_dtype, device_count=self.device_count)
             cls = registry("embeddings").load(spec.type_name)
-            out.append(cls(config, make_optimizer(spec.optimizer or model_opt)))
+            optimizer = make_optimizer(spec.optimizer or model_opt)
+            out.append(cls(config, optimizer) if self.comm.size == 1
+                       else ShardedEmbedding(cls, config, optimizer, self.comm))
         return out
 
     def _expand_collections(self, collections, model_opt) -> list:
@@ -126,6 +139,9 @@ class Runtime:
         if not self.solver.use_embedding_collection:
             raise ConfigError("the model has an EmbeddingCollectionConfig: create the solver with "
                               "CreateSolver(use_embedding_collection=True)")
+        if self.comm.size > 1:
+            raise BackendError("Embedding Collection shard plans over several devices are not available in this "
+                               "version; train it with vvgpu=[[0]] or use SparseEmbedding")
         factory = registry("embeddings").load("EmbeddingCollection")
         out = []
         for index, ebc in enumerate(collections):
@@ -209,24 +225,31 @@ class Runtime:
 
     # -- running -------------------------------------------------------------------------------
     def context(self, training: bool, batch: int, valid: int) -> StepContext:
+        """``batch``: this worker's rows; ``valid``: valid rows of the whole global batch."""
+        first = self.comm.rank * batch
         return StepContext(xp=self.xp, training=training, rng=self.device_rng, batch_size=batch,
-                           current_batchsize=valid, device_count=self.device_count,
-                           scaler=float(self.solver.scaler), step=self.step)
+                           current_batchsize=min(max(valid - first, 0), batch), device_count=self.device_count,
+                           scaler=float(self.solver.scaler), step=self.step, row_offset=first,
+                           global_batchsize=valid)
 
     def _load_batch(self, net: Network, batch, size: int) -> None:
-        """Copy a host batch into the network's input tensors (rows past ``batch.size`` are zero)."""
+        """Copy this worker's rows of a global host batch into the network's input tensors (rows past
+        ``batch.size`` are zero); the embeddings get the keys of the whole global batch."""
         xp, inp = self.xp, self.input_layer
+        first = self.comm.rank * size
+        rows = slice(first, first + size)
+        valid = min(max(batch.size - first, 0), size)
         start = 0
         for name, dim in zip(inp.label_names, inp.label_dims):
-            _copy_rows(xp, net.tensors[name], batch.label[:, start:start + dim], batch.size)
+            _copy_rows(xp, net.tensors[name], batch.label[rows, start:start + dim], valid)
             start += dim
         if inp.dense_dim:
-            _copy_rows(xp, net.tensors[inp.dense_name], batch.dense, batch.size)
+            _copy_rows(xp, net.tensors[inp.dense_name], batch.dense[rows], valid)
         self._csr = {}
         for emb in self.embeddings:
             bottoms = emb.config.extra.get("bottom_names", [emb.config.bottom_name])
             slots = 1 if "bottom_names" in emb.config.extra else emb.config.slot_num
-            csr = {b: _padded_csr(xp, batch.sparse[b], size, slots) for b in bottoms}
+            csr = {b: _padded_csr(xp, batch.sparse[b], size * self.comm.size, slots) for b in bottoms}
             if len(bottoms) == 1:
                 self._csr[emb.name] = csr[bottoms[0]]
             else:  # a fused Embedding Collection lookup reads several inputs
@@ -262,6 +285,9 @@ class Runtime:
         loss = net.loss_value(self.xp)
         self.dense.gradients_fp32()
         loss = self._regularize(loss, ctx)
+        if self.comm.size > 1:
+            self.comm.allreduce_sum(self.dense.grads32)  # the one all-reduce of the flat gradient buffer
+            loss = self._mean_over_workers(loss)
         if not self.dense_frozen:
             self.dense.update(lr, self.step, ctx.scaler)
         self._embedding_backward(net, ctx, lr)
@@ -274,13 +300,17 @@ class Runtime:
             if reg is None or self.dense.master is None:
                 continue
             kind, lam = reg
-            w, g, b = self.dense.master, self.dense.grads32, ctx.batch_size
+            w, g, b = self.dense.master, self.dense.grads32, ctx.batch_size * ctx.device_count
+            # every worker reports the term in its loss; one adds its gradient (the gradients are summed)
+            add_grad = self.comm.rank == 0
             if kind == "L1":
                 loss = loss + lam / b * self.xp.abs(w).sum()
-                g += (ctx.scaler * lam / b) * self.xp.sign(w)
+                if add_grad:
+                    g += (ctx.scaler * lam / b) * self.xp.sign(w)
             else:
                 loss = loss + lam / (2 * b) * (w * w).sum()
-                g += (ctx.scaler * lam / b) * w
+                if add_grad:
+                    g += (ctx.scaler * lam / b) * w
         return loss
 
     def eval_step(self, batch):
@@ -291,8 +321,20 @@ class Runtime:
         self._embed(net, ctx)
         net.forward(ctx, self.params)
         pred, label = net.predictions(self.xp)
-        return (backend.to_host(pred[:batch.size]), backend.to_host(label[:batch.size]),
-                float(backend.to_host(net.loss_value(self.xp))))
+        valid = ctx.current_batchsize
+        pred, label = backend.to_host(pred[:valid]), backend.to_host(label[:valid])
+        loss = float(backend.to_host(net.loss_value(self.xp)))
+        if self.comm.size > 1:  # every worker returns the metrics input of the whole global batch
+            parts = self.comm.allgather_object((pred, label, loss))
+            pred, label = (np.concatenate([p[i] for p in parts]) for i in (0, 1))
+            loss = float(np.mean([p[2] for p in parts]))
+        return pred, label, loss
+
+    def _mean_over_workers(self, loss):
+        """The displayed loss: the mean over workers of each worker's mean (HugeCTR's definition)."""
+        total = self.xp.asarray(loss, dtype=self.xp.float32).reshape(1)
+        self.comm.allreduce_sum(total)
+        return total.reshape(()) / self.comm.size
 
     def memory_bytes(self) -> dict:
         out = dict(self.memory.bytes_by_pool())

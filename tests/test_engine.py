@@ -125,8 +125,8 @@ def test_compile_before_input_and_bad_solver():
         model.compile()
     with pytest.raises(ConfigError, match="not divisible"):
         solver(batchsize=9, vvgpu=[[0, 1]])
-    with pytest.raises(BackendError, match="multi-device"):
-        dense_model(FC_LOSS, vvgpu=[[0, 1]]).compile()
+    with pytest.raises(ConfigError, match="mpirun"):
+        dense_model(FC_LOSS, vvgpu=[[0], [1]]).compile()
     with pytest.raises(TypeError, match="unknown argument"):
         hugectr.CreateSolver(batch_size=3)
     with pytest.raises(TypeError, match="unknown argument"):

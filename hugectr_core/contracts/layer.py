@@ -88,11 +88,14 @@ class StepContext:
     device_count: int = 1          # devices across all hosts
     scaler: float = 1.0            # static loss scale (mixed precision)
     step: int = 0                  # 1-based training iteration
+    row_offset: int = 0            # global batch row of this device's first row (several devices)
+    global_batchsize: int = 0      # valid rows of the whole global batch (0: current_batchsize * device_count)
 
     @property
     def grad_scale(self) -> float:
         """Factor a loss applies to dL/dlogit: the scaled mean over the global batch (formats.md 3.1)."""
-        return self.scaler / (max(self.current_batchsize, 1) * self.device_count)
+        rows = self.global_batchsize or max(self.current_batchsize, 1) * self.device_count
+        return self.scaler / max(rows, 1)
 
 
 class Layer:

@@ -103,8 +103,8 @@ def test_new_keys_take_rows_in_first_sight_order_and_init_range(batch):
     # a row's initial value comes from (seed, key): independent of insertion order, device and backend
     from hugectr_embeddings_sparse.embedding import key_uniform
 
-    np.testing.assert_array_equal(d["emb_vector"], key_uniform(np, d["key"], 4, *emb.key_init))
-    sample = key_uniform(np, np.arange(50000), 4, *emb.key_init)
+    np.testing.assert_array_equal(d["emb_vector"], key_uniform(np, d["key"], 4, emb.key_init, 0.05))
+    sample = key_uniform(np, np.arange(50000), 4, emb.key_init, 0.05)
     assert np.abs(sample).max() <= 0.05 and abs(float(sample.std()) - 0.1 / math.sqrt(12)) < 1e-3
     assert abs(float(sample.mean())) < 1e-3
 
@@ -280,10 +280,19 @@ def test_localized_records_slot_ids_and_needs_them_to_load(batch):
 def test_localized_slot_size_array_sizes_and_initialises_per_slot():
     emb = make_embedding("LocalizedSlotSparseEmbeddingHash", workspace=0, vec=8, slot_size_array=(4, 100, 10000))
     assert emb.capacity == 10104
-    rows = emb.rows
-    assert np.abs(rows[:4]).max() <= math.sqrt(1 / 4) and np.abs(rows[:4]).max() > 0.1
-    assert np.abs(rows[4:104]).max() <= 0.1 and np.abs(rows[4:104]).max() > 0.05
-    assert np.abs(rows[104:]).max() <= 0.01
+    # 50 samples, each one key per slot: slot s keys come from [off_s, off_s + size_s)
+    rng = np.random.default_rng(0)
+    keys = np.stack([rng.integers(0, 4, 50), 4 + rng.integers(0, 100, 50), 104 + rng.integers(0, 10000, 50)], 1)
+    out = np.empty((50, 3, 8), np.float32)
+    emb.forward(StepContext(np, training=True), np.arange(151), keys.reshape(-1).astype(np.uint32), out)
+    for slot, bound, floor in ((0, math.sqrt(1 / 4), 0.1), (1, 0.1, 0.05), (2, 0.01, 0.005)):
+        values = np.abs(out[:, slot])
+        assert values.max() <= bound and values.max() > floor
+    # the values depend on (seed, key) only: another embedding with the same seed agrees
+    other = make_embedding("LocalizedSlotSparseEmbeddingHash", workspace=0, vec=8, slot_size_array=(4, 100, 10000))
+    again = np.empty_like(out)
+    other.forward(StepContext(np, training=True), np.arange(151), keys.reshape(-1).astype(np.uint32), again)
+    np.testing.assert_array_equal(out, again)
     with pytest.raises(ConfigError, match="slot_size_array"):
         make_embedding("LocalizedSlotSparseEmbeddingHash", workspace=0, slot_size_array=(4, 5))
 

@@ -20,7 +20,6 @@ from . import reference
 from .hash_table import make_hash_table
 
 INIT_LIMIT = 0.05            # whole table U(-0.05, 0.05) (formats.md 3.6)
-INIT_CHUNK_ELEMENTS = 1 << 22  # host RNG draws at most this many values at a time
 _DECAYING = {"Adam", "MomentumSGD", "Nesterov"}  # fallback for optimizers without the flag
 
 
@@ -57,7 +56,7 @@ def key_uniform(xp, keys, vec: int, seed: int, limit: float):
     x = (x ^ (x >> u64(27))) * u64(0x94D049BB133111EB)
     x = x ^ (x >> u64(31))
     unit = (x >> u64(11)).astype(xp.float64) * (1.0 / (1 << 53))
-    return ((2.0 * unit - 1.0) * limit).astype(xp.float32)
+    return ((2.0 * unit - 1.0) * limit).astype(xp.float32)  # limit: a number, or one per key as (n, 1)
 
 
 class SparseEmbeddingHash(Embedding):
@@ -123,24 +122,18 @@ class SparseEmbeddingHash(Embedding):
                            f"to at least {mb}")
 
     # -- allocation ------------------------------------------------------------------------------
-    def init_regions(self):
-        """(first row, end row, limit) blocks initialised U(-limit, limit)."""
-        return [(0, self.capacity, INIT_LIMIT)]
+    def init_limits(self, rows):
+        """U(-limit, limit) bound of the new ``rows``: a number, or one per row as (n, 1)."""
+        return INIT_LIMIT
 
     def allocate(self, xp, rng) -> None:
         vec = self.config.embedding_vec_size
         self.xp = xp
         self.rows = xp.empty((self.capacity, vec), xp.float32)
-        regions = self.init_regions()
-        # One uniform range for the whole table: a row gets its value when its key arrives, drawn from
-        # (seed, key) - the same on NumPy and CuPy, whatever row the key lands in (GPU insertion order
-        # is not deterministic) and whatever the device count, so resuming and GPU runs are exact.
-        self.key_init = (int(rng.integers(2**63)), regions[0][2]) if len(regions) == 1 else None
-        chunk = max(1, INIT_CHUNK_ELEMENTS // vec)
-        for start, end, limit in ([] if self.key_init else regions):
-            for a in range(start, end, chunk):
-                b = min(a + chunk, end)
-                self.rows[a:b] = xp.asarray(rng.uniform(-limit, limit, size=(b - a, vec)).astype(np.float32))
+        # A row gets its value when its key arrives, drawn from (seed, key) - the same on NumPy and CuPy,
+        # whatever row the key lands in (GPU insertion order is not deterministic) and whatever the
+        # device count, so resuming, GPU runs and sharded runs are exact.
+        self.key_init = int(rng.integers(2**63))
         self.states = [xp.full(shape, self.optimizer.initial_state(n), xp.float32)
                        for n, shape in zip(self.optimizer.state_names, self.state_shapes(self.capacity))]
         # HugeCTR initialises the stamps to 1 (so the first catch-up divides by 1 - beta1^1, not 0)
@@ -237,7 +230,7 @@ class SparseEmbeddingHash(Embedding):
         offsets = xp.asarray(row_offsets).astype(xp.int64, copy=False)
         keys = keys[:nnz]
         self._check_keys(keys, offsets)
-        rows = self._insert_or_find(keys) if ctx.training else self.table.find(keys)
+        rows = self._insert_or_find(keys, offsets) if ctx.training else self.table.find(keys)
         out_sv = out_bse.reshape(n_seg, vec)
         combined = out_sv if out_sv.dtype == xp.float32 and out_sv.flags.c_contiguous \
             else xp.empty((n_seg, vec), xp.float32)
@@ -246,21 +239,23 @@ class SparseEmbeddingHash(Embedding):
             out_bse[...] = combined.reshape(out_bse.shape)
         if ctx.training:
             self._plan = self._backward_plan(rows, offsets)
-            self._after_train_lookup(rows, offsets)
 
-    def _insert_or_find(self, keys):
-        """Insert unseen keys; with key-derived initialisation give the new rows their values."""
+    def _insert_or_find(self, keys, offsets=None):
+        """Insert unseen keys and give their rows values drawn from (seed, key). ``offsets`` (the CSR of
+        ``keys``) tell subclasses the slot of each key."""
         before = int(self.table.size)
         rows = self.table.insert_or_find(keys)
+        self._note_slots(rows, offsets)
         after = int(self.table.size)
-        if self.key_init and after > before:
-            seed, limit = self.key_init
+        if after > before:
             new_keys = self.xp.asarray(self.table.row_keys[before:after])
-            self.rows[before:after] = key_uniform(self.xp, new_keys, self.config.embedding_vec_size, seed, limit)
+            limit = self.init_limits(self.xp.arange(before, after))
+            self.rows[before:after] = key_uniform(self.xp, new_keys, self.config.embedding_vec_size,
+                                                  self.key_init, limit)
         return rows
 
-    def _after_train_lookup(self, rows, offsets) -> None:
-        """Hook for subclasses (Localized records the slot of each row)."""
+    def _note_slots(self, rows, offsets) -> None:
+        """Hook: Localized records the slot of each row before the new rows get their values."""
 
     def _backward_plan(self, rows, offsets) -> BackwardPlan:
         xp = self.xp
@@ -391,6 +386,8 @@ class SparseEmbeddingHash(Embedding):
 
 
 class DistributedSlotSparseEmbeddingHash(SparseEmbeddingHash):
+    parallelism = "key"  # on several devices, key k lives on device k % W (hugectr_core.sharding)
+
     """HugeCTR's distributed-slot hash embedding: any key of any slot may live on any device.
 
     This object is one device's shard (the whole table on one device); keys are owned by
@@ -411,12 +408,13 @@ class DistributedSlotSparseEmbeddingHash(SparseEmbeddingHash):
 
 
 class LocalizedSlotSparseEmbeddingHash(SparseEmbeddingHash):
+    parallelism = "slot"  # on several devices, slot s lives on device s % W (hugectr_core.sharding)
+
     """HugeCTR's localized-slot hash embedding: a slot lives on one device (``slot % device_count``).
 
     Rows remember the slot of their key (written as ``slot_id`` in checkpoints). With
-    ``slot_size_array`` the capacity is the sum of the slot sizes and the row table is initialised
-    in consecutive blocks, block s U(+-sqrt(1/slot_size[s])), as HugeCTR does (rows are still handed
-    out in first-sight order, so a key's row need not lie in its slot's block).
+    ``slot_size_array`` the capacity is the sum of the slot sizes and a key of slot s starts
+    U(+-sqrt(1/slot_size[s])) as in HugeCTR (drawn from (seed, key), like every row here).
 
     Example:
         >>> import numpy as np, hugectr_core.params as p
@@ -443,16 +441,17 @@ class LocalizedSlotSparseEmbeddingHash(SparseEmbeddingHash):
                               f"expected {self.config.slot_num} positive slot sizes (one per slot)")
         return int(sum(sizes))
 
-    def init_regions(self):
+    def init_limits(self, rows):
+        """HugeCTR's per-slot bound sqrt(1/slot_size[s]) with ``slot_size_array``, else U(-0.05, 0.05)."""
         sizes = self.config.slot_size_array
         if not sizes:
-            return super().init_regions()
-        ends = np.cumsum(sizes)
-        return [(int(e - s), int(e), math.sqrt(1.0 / s)) for s, e in zip(sizes, ends)]
+            return super().init_limits(rows)
+        limits = self.xp.asarray(np.sqrt(1.0 / np.asarray(sizes, np.float64)))
+        return limits[self.row_slot[rows]][:, None]
 
     def allocate(self, xp, rng) -> None:
-        super().allocate(xp, rng)
         self.row_slot = xp.zeros(self.capacity, xp.int64)
+        super().allocate(xp, rng)
 
     def memory_bytes(self) -> dict:
         sizes = super().memory_bytes()
@@ -460,10 +459,13 @@ class LocalizedSlotSparseEmbeddingHash(SparseEmbeddingHash):
             sizes["hash_table"] += int(self.row_slot.nbytes)
         return sizes
 
-    def _after_train_lookup(self, rows, offsets) -> None:
-        plan = self._plan
+    def _note_slots(self, rows, offsets) -> None:
+        if offsets is None:  # loading: load() sets the slots
+            return
+        xp = self.xp
         # keys are unique across slots (formats.md 1.7), so every occurrence of a row names one slot
-        self.row_slot[plan.unique_rows] = plan.seg_j[plan.starts[:-1]] % self.config.slot_num
+        seg = xp.searchsorted(offsets[1:], xp.arange(rows.size, dtype=xp.int64), side="right")
+        self.row_slot[rows] = seg % self.config.slot_num
 
     def _dump_slot_id(self, n):
         return to_host(self.row_slot[:n]).astype(np.uint64)

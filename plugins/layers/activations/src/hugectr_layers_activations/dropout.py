@@ -47,6 +47,13 @@ class Dropout(ElementwiseLayer):
             raise self.error("training needs a random generator in the step context (ctx.rng)")
         if mask.dtype != np.float32:
             raise self.error(f"dropout needs a float32 mask workspace, got {mask.dtype}")
+        if ctx.device_count > 1:
+            # every device draws the whole global batch's uniforms and keeps its own rows, so the masks
+            # (and the training) do not depend on the device count
+            rows = mask.shape[0]
+            full = ctx.rng.random((rows * ctx.device_count,) + mask.shape[1:], dtype=mask.dtype)
+            mask[...] = full[ctx.row_offset:ctx.row_offset + rows]
+            return mask
         ctx.rng.random(mask.shape, dtype=mask.dtype, out=mask)
         return mask
 

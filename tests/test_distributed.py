@@ -1,0 +1,238 @@
+"""Scale-out: several workers (threads of one process, or MPI ranks) train exactly like one device.
+
+The CPU tests run the same job (tests/distributed_job.py) on 1, 2 and 4 workers with the same global
+batch and compare the loss of every step (1e-5 relative), the AUC and the predictions. The MPI
+tests start real processes with ``mpiexec`` (MPICH from PyPI, installed by ``scripts/setup test``).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import hugectr
+from hugectr_core.comm import Comm, HostGroup
+from hugectr_core.errors import BackendError, ConfigError, TrainingError
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+JOB = os.path.join(HERE, "distributed_job.py")
+sys.path.insert(0, HERE)
+import distributed_job  # noqa: E402
+
+REL = 1e-5
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("scaleout")
+    for model in ("dlrm", "dcn"):
+        distributed_job.generate(model, str(root / model))
+    return root
+
+
+def mpiexec() -> str:
+    here = os.path.join(os.path.dirname(sys.executable), "mpiexec")
+    found = here if os.path.exists(here) else shutil.which("mpiexec")
+    assert found, "mpiexec not found: `scripts/setup test` installs MPICH (pip install mpich mpi4py)"
+    return found
+
+
+def vvgpu(ranks: int, per_host: int = 1) -> str:
+    return json.dumps([list(range(per_host))] * ranks)
+
+
+def read(out: str, rank: int = 0) -> dict:
+    with open(f"{out}.rank{rank}") as f:
+        return json.load(f)
+
+
+def run_in_process(data, tmp_path, model, embedding, devices, *extra):
+    out = str(tmp_path / f"{model}-{embedding}-{devices}.json")
+    distributed_job.main(["--model", model, "--embedding", embedding, "--data", str(data / model),
+                          "--vvgpu", json.dumps([list(range(devices))]), "--out", out, *extra])
+    return read(out)
+
+
+def run_mpi(data, tmp_path, model, embedding, ranks, *extra, timeout=240, check=True):
+    out = str(tmp_path / f"mpi-{model}-{embedding}-{ranks}.json")
+    cmd = [mpiexec(), "-n", str(ranks), sys.executable, JOB, "--model", model, "--embedding", embedding,
+           "--data", str(data / model), "--vvgpu", vvgpu(ranks), "--out", out, *extra]
+    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+    if check:
+        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    return out, proc
+
+
+def assert_same_training(base: dict, other: dict) -> None:
+    a, b = np.asarray(base["losses"]), np.asarray(other["losses"])
+    assert a.shape == b.shape and a.size > 0
+    np.testing.assert_allclose(b, a, rtol=REL, atol=0)
+    assert abs(base["auc"] - other["auc"]) < 1e-6
+    np.testing.assert_allclose(other["predictions"], base["predictions"], rtol=1e-4, atol=1e-6)
+
+
+# -- collectives -------------------------------------------------------------------------------
+def on_threads(n, fn):
+    group, out, errors = HostGroup(n), [None] * n, []
+
+    def work(r):
+        try:
+            out[r] = fn(Comm(group, r))
+        except Exception as exc:  # noqa: BLE001 - collected for the assertion
+            errors.append(exc)
+            group.abort(str(exc))
+
+    threads = [threading.Thread(target=work, args=(r,)) for r in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    return out, errors
+
+
+def test_host_collectives_are_exact_and_identical_on_every_worker():
+    def work(comm):
+        r = comm.rank
+        x = np.arange(6, dtype=np.float32) * (r + 1)
+        comm.allreduce_sum(x)
+        part = np.empty((2, 2), np.float32)
+        comm.reduce_scatter_sum(np.full((6, 2), r + 1, np.float32), part)
+        received = comm.alltoall([np.full(1, 10 * r + d) for d in range(3)])
+        return x, part, comm.allgather(np.array([r])), received
+
+    out, errors = on_threads(3, work)
+    assert not errors
+    for r, (x, part, gathered, received) in enumerate(out):
+        np.testing.assert_array_equal(x, np.arange(6) * 6)
+        np.testing.assert_array_equal(part, np.full((2, 2), 6))
+        assert gathered.tolist() == [0, 1, 2]
+        assert [int(a[0]) for a in received] == [10 * s + r for s in range(3)]
+
+
+def test_a_worker_that_never_arrives_releases_the_others(monkeypatch):
+    monkeypatch.setenv("HUGECTR_COLLECTIVE_TIMEOUT", "1")
+    start = time.monotonic()
+    out, errors = on_threads(2, lambda comm: comm.barrier() if comm.rank == 0 else None)
+    assert time.monotonic() - start < 10
+    assert len(errors) == 1 and isinstance(errors[0], TrainingError)
+    assert "did not reach the collective" in str(errors[0])
+
+
+# -- workers in one process (NumPy threads) ------------------------------------------------------
+@pytest.mark.parametrize("model", ["dlrm", "dcn"])
+@pytest.mark.parametrize("embedding", ["distributed", "localized"])
+def test_threads_train_like_one_device(data, tmp_path, model, embedding):
+    base = run_in_process(data, tmp_path, model, embedding, 1)
+    for devices in (2, 4):
+        assert_same_training(base, run_in_process(data, tmp_path, model, embedding, devices))
+
+
+def test_checkpoint_saved_on_4_workers_loads_on_1_and_back(data, tmp_path):
+    saved4 = str(tmp_path / "four")
+    run_in_process(data, tmp_path, "dlrm", "localized", 4, "--save", saved4, "--steps", "6")
+    on1 = run_in_process(data, tmp_path, "dlrm", "localized", 1, "--load", saved4, "--steps", "0")
+    saved1 = str(tmp_path / "one")
+    run_in_process(data, tmp_path, "dlrm", "localized", 1, "--save", saved1, "--steps", "6")
+    ref1 = run_in_process(data, tmp_path, "dlrm", "localized", 1, "--load", saved1, "--steps", "0")
+    np.testing.assert_allclose(on1["predictions"], ref1["predictions"], rtol=1e-4, atol=1e-6)
+    on4 = run_in_process(data, tmp_path, "dlrm", "localized", 4, "--load", saved1, "--steps", "0")
+    np.testing.assert_allclose(on4["predictions"], ref1["predictions"], rtol=1e-4, atol=1e-6)
+    # the files do not depend on the worker count (keys sorted, same vectors)
+    keys4 = np.fromfile(f"{saved4}0_sparse_0.model/key", "<i8")
+    keys1 = np.fromfile(f"{saved1}0_sparse_0.model/key", "<i8")
+    np.testing.assert_array_equal(keys4, keys1)
+    np.testing.assert_allclose(np.fromfile(f"{saved4}0_sparse_0.model/emb_vector", "<f4"),
+                               np.fromfile(f"{saved1}0_sparse_0.model/emb_vector", "<f4"), rtol=1e-5, atol=1e-7)
+
+
+def test_hosts_without_mpirun_and_oneshot_are_clear_errors(data, tmp_path):
+    with pytest.raises(ConfigError, match="mpirun -np 2"):
+        distributed_job.main(["--data", str(data / "dlrm"), "--vvgpu", "[[0], [0]]", "--out", str(tmp_path / "x")])
+    args = argparse.Namespace(model="dlrm", data=str(data / "dlrm"), device="cpu", embedding="distributed",
+                              model_differs=False)
+    model = distributed_job.build(args, [[0, 1]], 0)
+    model.solver.all_reduce_algo = hugectr.AllReduceAlgo.OneShot
+    with pytest.raises(BackendError, match="OneShot"):
+        model.compile()
+
+
+# -- MPI ranks -----------------------------------------------------------------------------------
+@pytest.mark.parametrize("model", ["dlrm", "dcn"])
+@pytest.mark.parametrize("embedding", ["distributed", "localized"])
+def test_mpi_ranks_train_like_one_rank(data, tmp_path, model, embedding):
+    base_out, _ = run_mpi(data, tmp_path, model, embedding, 1)
+    base = read(base_out)
+    for ranks in (2, 4):
+        out, _ = run_mpi(data, tmp_path, model, embedding, ranks)
+        for rank in range(ranks):
+            assert_same_training(base, read(out, rank))
+
+
+def test_mpi_checkpoint_from_2_ranks_loads_on_1(data, tmp_path):
+    saved = str(tmp_path / "two")
+    run_mpi(data, tmp_path, "dcn", "distributed", 2, "--save", saved, "--steps", "4")
+    assert os.path.isdir(f"{saved}0_sparse_0.model")
+    from_two = run_in_process(data, tmp_path, "dcn", "distributed", 1, "--load", saved, "--steps", "0")
+    back, _ = run_mpi(data, tmp_path, "dcn", "distributed", 2, "--load", saved, "--steps", "0")
+    np.testing.assert_allclose(read(back)["predictions"], from_two["predictions"], rtol=1e-4, atol=1e-6)
+
+
+def test_mpi_rank_that_dies_stops_the_job(data, tmp_path):
+    start = time.monotonic()
+    _, proc = run_mpi(data, tmp_path, "dlrm", "distributed", 2, "--fail-rank", "1", "--steps", "6",
+                      timeout=120, check=False)
+    assert proc.returncode != 0
+    assert time.monotonic() - start < 60
+    assert "fails on purpose" in proc.stderr and "aborting all 2 ranks" in proc.stderr
+
+
+def test_mpi_ranks_that_disagree_on_the_model_stop_at_compile(data, tmp_path):
+    _, proc = run_mpi(data, tmp_path, "dlrm", "distributed", 2, "--model-differs", timeout=120, check=False)
+    assert proc.returncode != 0
+    assert "worker 1 built a different model than worker 0" in proc.stderr
+
+
+# -- GPUs ------------------------------------------------------------------------------------------
+def gpu_count() -> int:
+    import cupy  # noqa: PLC0415
+
+    return cupy.cuda.runtime.getDeviceCount()
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("embedding", ["distributed", "localized"])
+def test_gpus_in_one_process_train_like_one_gpu(data, tmp_path, embedding):
+    devices = [n for n in (2, 4) if n <= gpu_count()]
+    if not devices:
+        pytest.skip("needs a host with 2 or more GPUs")
+    base = run_in_process(data, tmp_path, "dlrm", embedding, 1, "--device", "gpu")
+    for n in devices:
+        assert_same_training(base, run_in_process(data, tmp_path, "dlrm", embedding, n, "--device", "gpu"))
+
+
+@pytest.mark.gpu
+def test_gpu_checkpoint_from_2_gpus_reloads_on_1(data, tmp_path):
+    if gpu_count() < 2:
+        pytest.skip("needs a host with 2 or more GPUs")
+    saved = str(tmp_path / "gpu2")
+    run_in_process(data, tmp_path, "dlrm", "distributed", 2, "--device", "gpu", "--save", saved, "--steps", "6")
+    on1 = run_in_process(data, tmp_path, "dlrm", "distributed", 1, "--device", "gpu", "--load", saved, "--steps", "0")
+    on2 = run_in_process(data, tmp_path, "dlrm", "distributed", 2, "--device", "gpu", "--load", saved, "--steps", "0")
+    np.testing.assert_allclose(on1["predictions"], on2["predictions"], rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.gpu
+def test_gpu_ids_that_do_not_exist_are_named(data, tmp_path):
+    missing = gpu_count() + 3
+    with pytest.raises(ConfigError, match=f"GPU id\\(s\\) \\[{missing}\\] do not exist"):
+        distributed_job.main(["--data", str(data / "dlrm"), "--device", "gpu", "--vvgpu", f"[[0, {missing}]]",
+                              "--out", str(tmp_path / "x")])
