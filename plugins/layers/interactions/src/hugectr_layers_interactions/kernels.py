@@ -9,12 +9,19 @@ import numpy as np
 from hugectr_core.errors import BackendError
 from hugectr_core.kernels import KernelModule
 
-_NAMES = ("interaction_fwd", "interaction_bwd", "multicross_fwd_layer", "multicross_bwd_layer",
-          "multicross_v2_fwd_elem", "multicross_v2_bwd_elem", "fm_order2_fwd", "fm_order2_bwd",
-          "weight_multiply_fwd", "weight_multiply_bwd_x", "weight_multiply_bwd_w")
+_NAMES = ("interaction_stack", "interaction_gather", "interaction_bwd_prepare", "multicross_fwd_layer",
+          "multicross_bwd_layer", "multicross_v2_fwd_elem", "multicross_v2_bwd_elem", "fm_order2_fwd",
+          "fm_order2_bwd", "weight_multiply_fwd", "weight_multiply_bwd_x", "weight_multiply_bwd_w")
 KERNELS = KernelModule("hugectr_layers_interactions",
                        [f"{n}<{t}>" for n in _NAMES for t in ("float", "double", "__half")])
-MC_BLOCK = 256  # must match kernels.cu
+WARP = 32  # multicross_*_layer: one warp per sample row
+
+# cuBLAS ABI constants (cublas_api.h, library_types.h): stable across CUDA 11-13.
+_CUBLAS_OP_N, _CUBLAS_OP_T = 0, 1
+_CUBLAS_GEMM_DEFAULT = -1
+_CUDA_TYPE = {np.dtype(np.float16): 2, np.dtype(np.float32): 0, np.dtype(np.float64): 1}  # CUDA_R_16F/32F/64F
+_COMPUTE_32F, _COMPUTE_32F_FAST_TF32, _COMPUTE_64F = 68, 77, 70
+_CUPY_COMPUTE_TYPE_TF32 = 7  # cupy._core._routines_linalg.COMPUTE_TYPE_TF32
 
 
 def _inputs(*arrays):
@@ -30,27 +37,162 @@ def _outputs(*arrays):
     return arrays
 
 
-def _per_row(name, dtype, batch, args):
-    """One MC_BLOCK-thread block per sample row (grid-stride over rows)."""
-    grid = max(1, min(int(batch), 65535))
-    KERNELS.function(name, dtype)((grid,), (MC_BLOCK,), tuple(args))
+# -- batched GEMM through cuBLAS ------------------------------------------------------------------
+def gemm_strided_batched_args(a_shape, b_shape, out_shape, trans_b=False) -> dict:
+    """cublasGemmStridedBatchedEx arguments for row-major ``out[i] = a[i] @ op(b[i])`` (no copies).
+
+    cuBLAS is column-major: a row-major (r, c) matrix is its column-major transpose, so the row-major
+    product C = A·op(B) is computed as the column-major product Cᵀ = op(B)ᵀ·Aᵀ: cuBLAS's first operand
+    is ``b``, its second ``a``. Returns m, n, k, the two transposes, leading dimensions and strides
+    (elements), with ``first`` = "b" and ``second`` = "a" naming which array goes where.
+    """
+    batch, rows, inner = a_shape
+    if trans_b:
+        b_batch, cols, b_inner = b_shape  # b is (batch, n, k)
+    else:
+        b_batch, b_inner, cols = b_shape  # b is (batch, k, n)
+    if b_batch != batch or b_inner != inner or tuple(out_shape) != (batch, rows, cols):
+        raise BackendError(f"batched_gemm: shapes a {tuple(a_shape)}, b {tuple(b_shape)} (trans_b={trans_b}) "
+                           f"and out {tuple(out_shape)} do not form out[i] = a[i] @ op(b[i])")
+    return {"transa": _CUBLAS_OP_T if trans_b else _CUBLAS_OP_N, "transb": _CUBLAS_OP_N,
+            "m": cols, "n": rows, "k": inner,
+            "lda": inner if trans_b else cols, "stride_a": cols * inner,
+            "ldb": inner, "stride_b": rows * inner,
+            "ldc": cols, "stride_c": rows * cols, "batch": batch, "first": "b", "second": "a"}
 
 
-def interaction_fwd(mlp_bd, emb_bfd, out_bo) -> None:
+def _compute_type(dtype, allow_tf32=True) -> int:
+    """fp32 sums for fp16/fp32 (TF32 when allowed and CuPy's float32 compute type is TF32, as
+    enable_tf32_compute sets)."""
+    if dtype == np.float64:
+        return _COMPUTE_64F
+    if dtype == np.float32 and allow_tf32:
+        try:
+            from cupy._core import _routines_linalg as linalg  # noqa: PLC0415 - GPU only
+
+            if linalg.get_compute_type(np.float32) == _CUPY_COMPUTE_TYPE_TF32:
+                return _COMPUTE_32F_FAST_TF32
+        except (ImportError, AttributeError):
+            pass
+    return _COMPUTE_32F
+
+
+def _cublas():
+    try:
+        from cupy_backends.cuda.libs import cublas  # noqa: PLC0415 - GPU only
+    except ImportError:  # layouts without cupy_backends
+        from cupy.cuda import cublas  # noqa: PLC0415
+    return cublas
+
+
+def batched_gemm(a_bmk, b_bkn, out_bmn, trans_b=False, beta=0.0, allow_tf32=True) -> None:
+    """out[i] = a[i] @ op(b[i]) + beta·out[i] with cuBLAS, on C-contiguous operands, no temporaries.
+
+    Unlike ``cupy.matmul`` this never copies a transposed operand (T·Tᵀ reads T in place) and takes
+    ``beta`` (the mlp pass-through gradient is accumulated by the GEMM itself). ``allow_tf32=False``
+    keeps exact fp32 products even under enable_tf32_compute (used for bias-gradient column sums).
+    """
+    import cupy  # noqa: PLC0415
+
+    a_bmk, b_bkn = _inputs(a_bmk, b_bkn)  # no-ops on the contiguous workspaces of the hot path
+    _outputs(out_bmn)
+    dtype = np.dtype(out_bmn.dtype)
+    if a_bmk.dtype != dtype or b_bkn.dtype != dtype:
+        raise BackendError(f"batched_gemm: dtypes differ (a {a_bmk.dtype}, b {b_bkn.dtype}, out {dtype})")
+    args = gemm_strided_batched_args(a_bmk.shape, b_bkn.shape, out_bmn.shape, trans_b)
+    if args["batch"] == 0 or out_bmn.size == 0:
+        return
+    if args["k"] == 0:  # empty sum: cuBLAS may skip the write
+        if beta:
+            out_bmn *= beta
+        else:
+            out_bmn.fill(0)
+        return
+    scalar = np.float64 if dtype == np.float64 else np.float32  # alpha/beta in the compute precision
+    one, scale = np.array(1, dtype=scalar), np.array(beta, dtype=scalar)
+    cuda_type = _CUDA_TYPE[dtype]
+    _cublas().gemmStridedBatchedEx(
+        cupy.cuda.device.get_cublas_handle(), args["transa"], args["transb"], args["m"], args["n"], args["k"],
+        one.ctypes.data, b_bkn.data.ptr, cuda_type, args["lda"], args["stride_a"],
+        a_bmk.data.ptr, cuda_type, args["ldb"], args["stride_b"],
+        scale.ctypes.data, out_bmn.data.ptr, cuda_type, args["ldc"], args["stride_c"],
+        args["batch"], _compute_type(dtype, allow_tf32), _CUBLAS_GEMM_DEFAULT)
+
+
+# -- Interaction ------------------------------------------------------------------------------------
+def interaction_stack(mlp_bd, emb_bfd, t_bvd) -> None:
     mlp_bd, emb_bfd = _inputs(mlp_bd, emb_bfd)
+    _outputs(t_bvd)
+    (batch, d), num_f = mlp_bd.shape, emb_bfd.shape[1]
+    KERNELS.launch("interaction_stack", mlp_bd.dtype, t_bvd.size,
+                   (mlp_bd, emb_bfd, t_bvd, np.int64(batch), np.int32(num_f), np.int32(d)))
+
+
+def interaction_gather(mlp_bd, z_bvv, out_bo) -> None:
+    mlp_bd, z_bvv = _inputs(mlp_bd, z_bvv)
     _outputs(out_bo)
-    (batch, d), num_f = mlp_bd.shape, emb_bfd.shape[1]
-    KERNELS.launch("interaction_fwd", mlp_bd.dtype, out_bo.size,
-                   (mlp_bd, emb_bfd, out_bo, np.int64(batch), np.int32(num_f), np.int32(d)))
+    batch, d = mlp_bd.shape
+    KERNELS.launch("interaction_gather", mlp_bd.dtype, out_bo.size,
+                   (mlp_bd, z_bvv, out_bo, np.int64(batch), np.int32(z_bvv.shape[1] - 1), np.int32(d)))
 
 
-def interaction_bwd(mlp_bd, emb_bfd, grad_out_bo, grad_mlp_bd, grad_emb_bfd) -> None:
-    mlp_bd, emb_bfd, grad_out_bo = _inputs(mlp_bd, emb_bfd, grad_out_bo)
+def interaction_bwd_prepare(grad_out_bo, dz_mlp_b1v, dz_emb_bfv, grad_mlp_bd) -> None:
+    (grad_out_bo,) = _inputs(grad_out_bo)
+    _outputs(dz_mlp_b1v, dz_emb_bfv, grad_mlp_bd)
+    batch, d = grad_mlp_bd.shape
+    vectors = dz_emb_bfv.shape[2]
+    KERNELS.launch("interaction_bwd_prepare", grad_out_bo.dtype, batch * (vectors * vectors + d),
+                   (grad_out_bo, dz_mlp_b1v, dz_emb_bfv, grad_mlp_bd, np.int64(batch), np.int32(vectors - 1),
+                    np.int32(d)))
+
+
+def _scratch(t_bvd, z_bvv, mlp_bd, num_f):
+    """The caller's workspaces, or fresh ones (tests and callers without a compiled model)."""
+    import cupy  # noqa: PLC0415
+
+    batch, d = mlp_bd.shape
+    if t_bvd is None:
+        t_bvd = cupy.empty((batch, num_f + 1, d), dtype=mlp_bd.dtype)
+    if z_bvv is None:
+        z_bvv = cupy.empty((batch, num_f + 1, num_f + 1), dtype=mlp_bd.dtype)
+    _outputs(t_bvd, z_bvv)
+    return t_bvd, z_bvv
+
+
+def interaction_fwd(mlp_bd, emb_bfd, out_bo, t_bvd=None, z_bvv=None) -> None:
+    """Stack T (kept in ``t_bvd`` for backward), Z = T·Tᵀ (one batched GEMM), gather the pairs."""
+    t_bvd, z_bvv = _scratch(t_bvd, z_bvv, mlp_bd, emb_bfd.shape[1])
+    interaction_stack(mlp_bd, emb_bfd, t_bvd)
+    batched_gemm(t_bvd, t_bvd, z_bvv, trans_b=True)
+    interaction_gather(mlp_bd, z_bvv, out_bo)
+
+
+def interaction_bwd(mlp_bd, emb_bfd, grad_out_bo, grad_mlp_bd, grad_emb_bfd, t_bvd=None, z_bvv=None) -> None:
+    """dZ from the pair gradients, then grad_mlp = dZ[0]·T + g[:, :d] and grad_emb = dZ[1:]·T.
+
+    ``t_bvd`` must hold forward's T; None rebuilds it. ``z_bvv`` is reused for dZ: its first B·v
+    elements hold the mlp rows (B, 1, v), the rest the embedding rows (B, F, v), so both GEMM
+    operands are contiguous and write straight into the two gradients.
+    """
+    batch, num_f = mlp_bd.shape[0], emb_bfd.shape[1]
+    rebuild = t_bvd is None
+    t_bvd, z_bvv = _scratch(t_bvd, z_bvv, mlp_bd, num_f)
+    if rebuild:
+        interaction_stack(mlp_bd, emb_bfd, t_bvd)
     _outputs(grad_mlp_bd, grad_emb_bfd)
-    (batch, d), num_f = mlp_bd.shape, emb_bfd.shape[1]
-    KERNELS.launch("interaction_bwd", mlp_bd.dtype, batch * (num_f + 1) * d,
-                   (mlp_bd, emb_bfd, grad_out_bo, grad_mlp_bd, grad_emb_bfd,
-                    np.int64(batch), np.int32(num_f), np.int32(d)))
+    vectors = num_f + 1
+    flat = z_bvv.reshape(-1)
+    dz_mlp = flat[:batch * vectors].reshape(batch, 1, vectors)
+    dz_emb = flat[batch * vectors:].reshape(batch, num_f, vectors)
+    interaction_bwd_prepare(grad_out_bo, dz_mlp, dz_emb, grad_mlp_bd)
+    batched_gemm(dz_mlp, t_bvd, grad_mlp_bd.reshape(batch, 1, -1), beta=1.0)
+    batched_gemm(dz_emb, t_bvd, grad_emb_bfd)
+
+
+# -- MultiCross ------------------------------------------------------------------------------------
+def _per_row(name, dtype, batch, args):
+    """One warp per sample row (grid-stride over rows); blocks of 256 threads = 8 rows."""
+    KERNELS.launch(name, dtype, int(batch) * WARP, tuple(args))
 
 
 def multicross_fwd_layer(x0_bn, xl_bn, w_1n, bias_1n, out_bn, dot_b1) -> None:

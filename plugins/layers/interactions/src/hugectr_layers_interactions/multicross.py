@@ -16,6 +16,9 @@ class MultiCross(Layer):
     * v1 (``projection_dim=0``): x_{l+1} = x0 · (x_l · w_lᵀ) + b_l + x_l, w_l and b_l (1, n).
     * v2 (``projection_dim=k``): x_{l+1} = x0 ⊙ ((x_l U_l) V_l + b_l) + x_l, U (n, k), V (k, n), b (1, n).
 
+    On CuPy, v1 runs one warp-per-row kernel per layer each way (the row dot product by shuffles,
+    fused with the element-wise update) and its weight/bias gradients as cuBLAS GEMVs.
+
     Parameters per layer in dense-file order: v1 ``w, b``; v2 ``U, V, b``. Default initialisers
     (formats.md 3.6): v1 w ~ N(0, √(1/n)), v2 U, V ~ N(0, √(2/(n+k))), all untruncated; b = 0.
 
@@ -90,7 +93,8 @@ class MultiCross(Layer):
                       WorkspaceSpec("h", (batch, n)), WorkspaceSpec("dxu", (batch, k))]
         else:
             specs += [WorkspaceSpec("dot", (self.num_layers, batch, 1)),  # x_l · w_l, kept for backward
-                      WorkspaceSpec("ddot", (batch, 1))]
+                      WorkspaceSpec("ddot", (batch, 1)),
+                      WorkspaceSpec("ones", (1, batch))]  # grad_b = onesᵀ·g as a GEMV (a column sum)
         return specs
 
     def _layer_params(self, params, l):
@@ -134,8 +138,12 @@ class MultiCross(Layer):
     def _backward_v1(xp, x0, xl, grad_out, grad_in, layer_params, layer_grads, ws, l):
         (w, _bias), (grad_w, grad_b) = layer_params, layer_grads
         ops(xp).multicross_bwd_layer(x0, w, ws["dot"][l], grad_out, ws["grad_x0"], grad_in, ws["ddot"])
+        # Column reductions over the batch as GEMVs (cuBLAS on CuPy): dw = ddotᵀ·x_l, db = 1ᵀ·g,
+        # the bias sum in exact fp32 products even under TF32 (it is a plain sum of the gradient).
         xp.matmul(ws["ddot"].T, xl, out=grad_w)
-        xp.sum(grad_out, axis=0, keepdims=True, out=grad_b)
+        ones = ws["ones"]
+        ones.fill(1)
+        ops(xp).batched_gemm(ones[None], grad_out[None], grad_b[None], allow_tf32=False)
 
     @staticmethod
     def _backward_v2(xp, x0, xl, grad_out, grad_in, layer_params, layer_grads, ws, l):

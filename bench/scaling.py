@@ -1,0 +1,96 @@
+"""Weak scaling of the dlrm-kaggle benchmark: a fixed per-GPU batch on 1, 2, 4 ... GPUs of one host.
+
+    python bench/scaling.py [--per-gpu-batch 65536] [--gpus 1,2,4] [--steps 20] [--precision tf32]
+                            [--embedding LocalizedSlotSparseEmbeddingHash] [--json out.json]
+    python bench/scaling.py --device cpu --small --per-gpu-batch 512 --gpus 1,2 --steps 3   # smoke run
+
+One process drives every GPU (``vvgpu=[[0, ..., n-1]]``, one thread per GPU, NCCL between them),
+the way a HugeCTR user runs it. Each configuration trains on resident batches (bench/dlrm.py's
+``ResidentInputs`` on every worker) and prints samples/s and the speed-up over one GPU, all in one run.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import dlrm  # noqa: E402
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--per-gpu-batch", type=int, default=65536)
+    p.add_argument("--gpus", default="1,2,4")
+    p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--precision", choices=["tf32", "fp32", "mixed"], default="tf32")
+    p.add_argument("--embedding", default="LocalizedSlotSparseEmbeddingHash")
+    p.add_argument("--device", choices=["gpu", "cpu"], default="gpu")
+    p.add_argument("--small", action="store_true")
+    p.add_argument("--json")
+    return p.parse_args(argv)
+
+
+def sync_all(model) -> None:
+    model._each(lambda rt: rt.xp.cuda.Device().synchronize() if hasattr(rt.xp, "cuda") else None)
+
+
+def measure(args, gpus: int) -> dict:
+    conf = argparse.Namespace(batch=args.per_gpu_batch * gpus, precision=args.precision, device=args.device,
+                              e2e_batches=1, vvgpu=[list(range(gpus))], embedding=args.embedding)
+    cards = dlrm.KAGGLE if not args.small else [min(c, dlrm.SMALL_CARD_CAP) for c in dlrm.KAGGLE]
+    model = dlrm.build_model(conf, cards, "unused-train.bin", "unused-val.bin")
+    batches = dlrm.host_batches(2, conf.batch, cards)
+    residents = model._each(lambda rt: dlrm.ResidentInputs(rt, batches).__enter__())
+    lr = model.learning_rate
+    try:
+        for i in range(args.warmup):
+            model._each(lambda rt, b=batches[i % 2]: rt.train_step(b, lr))
+        sync_all(model)
+        start = time.perf_counter()
+        for i in range(args.steps):
+            losses = model._each(lambda rt, b=batches[i % 2]: rt.train_step(b, lr))
+        sync_all(model)
+        seconds = (time.perf_counter() - start) / args.steps
+    finally:
+        for resident in residents:
+            resident.__exit__()
+    loss = float(dlrm._host(losses[0]))
+    model.close()
+    model.workers.close()
+    return {"gpus": gpus, "global_batch": conf.batch, "step_ms": seconds * 1e3,
+            "samples_per_s": conf.batch / seconds, "loss": loss}
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    rows = []
+    for gpus in (int(g) for g in args.gpus.split(",")):
+        rows.append(measure(args, gpus))
+        print(f"{gpus} GPU(s): {rows[-1]['samples_per_s'] / 1e6:.3f} M samples/s, "
+              f"step {rows[-1]['step_ms']:.1f} ms", flush=True)
+    base = rows[0]["samples_per_s"] / rows[0]["gpus"]
+    for row in rows:
+        row["speedup_over_one"] = row["samples_per_s"] / base
+    from hugectr_core import backend  # noqa: PLC0415
+
+    card = dlrm.card_name(backend.resolve(args.device), args.device == "gpu")
+    print(f"\nWeak scaling, dlrm-kaggle, {args.per_gpu_batch} samples per GPU, {args.precision}, "
+          f"{args.embedding}, {card}")
+    print(f"{'GPUs':>4} {'global batch':>12} {'M samples/s':>12} {'step ms':>8} {'speed-up':>8}")
+    for r in rows:
+        print(f"{r['gpus']:>4} {r['global_batch']:>12} {r['samples_per_s'] / 1e6:>12.3f} {r['step_ms']:>8.1f} "
+              f"{r['speedup_over_one']:>7.2f}x")
+    result = {"card": card, "date": time.strftime("%Y-%m-%d"), "precision": args.precision,
+              "embedding": args.embedding, "per_gpu_batch": args.per_gpu_batch, "rows": rows}
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(result, f, indent=1)
+    return result
+
+
+if __name__ == "__main__":
+    main()
