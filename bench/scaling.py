@@ -7,6 +7,10 @@
 One process drives every GPU (``vvgpu=[[0, ..., n-1]]``, one thread per GPU, NCCL between them),
 the way a HugeCTR user runs it. Each configuration trains on resident batches (bench/dlrm.py's
 ``ResidentInputs`` on every worker) and prints samples/s and the speed-up over one GPU, all in one run.
+
+``--mpi`` measures one configuration with one process per GPU instead (``vvgpu=[[0], [1], ...]``, one
+list per rank, NCCL bootstrapped through MPI): run it under ``mpirun -np N`` for N = 1, 2, 4 in one
+job and compare the printed rates (rank 0 prints and writes ``--json``).
 """
 from __future__ import annotations
 
@@ -30,17 +34,24 @@ def parse_args(argv=None):
     p.add_argument("--embedding", default="LocalizedSlotSparseEmbeddingHash")
     p.add_argument("--device", choices=["gpu", "cpu"], default="gpu")
     p.add_argument("--small", action="store_true")
+    p.add_argument("--mpi", action="store_true", help="one process per GPU (run under mpirun -np N)")
     p.add_argument("--json")
     return p.parse_args(argv)
+
+
+def mpi_size_and_rank() -> tuple[int, int]:
+    from mpi4py import MPI  # noqa: PLC0415 - only for --mpi
+
+    return MPI.COMM_WORLD.Get_size(), MPI.COMM_WORLD.Get_rank()
 
 
 def sync_all(model) -> None:
     model._each(lambda rt: rt.xp.cuda.Device().synchronize() if hasattr(rt.xp, "cuda") else None)
 
 
-def measure(args, gpus: int) -> dict:
+def measure(args, gpus: int, vvgpu=None) -> dict:
     conf = argparse.Namespace(batch=args.per_gpu_batch * gpus, precision=args.precision, device=args.device,
-                              e2e_batches=1, vvgpu=[list(range(gpus))], embedding=args.embedding)
+                              e2e_batches=1, vvgpu=vvgpu or [list(range(gpus))], embedding=args.embedding)
     cards = dlrm.KAGGLE if not args.small else [min(c, dlrm.SMALL_CARD_CAP) for c in dlrm.KAGGLE]
     model = dlrm.build_model(conf, cards, "unused-train.bin", "unused-val.bin")
     batches = dlrm.host_batches(2, conf.batch, cards)
@@ -65,8 +76,22 @@ def measure(args, gpus: int) -> dict:
             "samples_per_s": conf.batch / seconds, "loss": loss}
 
 
+def main_mpi(args) -> dict:
+    size, rank = mpi_size_and_rank()
+    row = measure(args, size, vvgpu=[[r] for r in range(size)])
+    if rank == 0:
+        print(f"MPI, {size} process(es), one GPU each: {row['samples_per_s'] / 1e6:.3f} M samples/s, "
+              f"step {row['step_ms']:.1f} ms, global batch {row['global_batch']}", flush=True)
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump(row, f, indent=1)
+    return row
+
+
 def main(argv=None) -> dict:
     args = parse_args(argv)
+    if args.mpi:
+        return main_mpi(args)
     rows = []
     for gpus in (int(g) for g in args.gpus.split(",")):
         rows.append(measure(args, gpus))

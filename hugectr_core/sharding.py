@@ -28,6 +28,7 @@ import numpy as np
 
 from .backend import to_host
 from .contracts.embedding import Embedding
+from .contracts.reader import static_row_offsets
 from .errors import BackendError
 
 
@@ -208,11 +209,12 @@ class ShardedEmbedding(Embedding):
 
 def _select_slots(xp, offsets: np.ndarray, keys, rows: int, slots: int, pick: list):
     """The CSR of slots ``pick`` only (host offsets, device keys) from a (rows x slots) CSR."""
-    hot = offsets[-1] // max(rows * slots, 1)
-    if offsets[-1] == hot * rows * slots and np.array_equal(offsets, np.arange(offsets.size) * hot):
+    hot = int(offsets[-1]) // max(rows * slots, 1)
+    if offsets[-1] == hot * rows * slots and (offsets is static_row_offsets((hot,) * slots, rows)
+                                              or np.array_equal(offsets, np.arange(offsets.size) * hot)):
         # static hotness (every slot of every sample has `hot` keys): a strided view, no index arrays
         sub = keys[:offsets[-1]].reshape(rows, slots, hot)[:, pick, :].reshape(-1)
-        return np.arange(rows * len(pick) + 1, dtype=np.int64) * hot, sub
+        return static_row_offsets((hot,) * len(pick), rows), sub
     counts = np.diff(offsets).reshape(rows, slots)[:, pick]
     starts = offsets[:-1].reshape(rows, slots)[:, pick].reshape(-1)
     flat = counts.reshape(-1)

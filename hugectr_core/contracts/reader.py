@@ -14,6 +14,7 @@ Example:
 """
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -21,8 +22,55 @@ import numpy as np
 
 @dataclass
 class SparseBatch:
-    row_offsets: np.ndarray   # int64, length n*slot_num + 1
-    keys: np.ndarray          # uint32 or int64, length row_offsets[-1]
+    """One sparse input of a batch in CSR form.
+
+    Attributes:
+        row_offsets: int64, length ``n*slot_num + 1``.
+        keys: uint32 or int64, length ``row_offsets[-1]``.
+        static_hotness: set by a reader when every sample has the same keys per slot (one entry per
+            slot, e.g. ``(1,) * 26`` for one-hot); ``row_offsets`` is then ``static_row_offsets(
+            static_hotness, n)``, a shared read-only array, so the runtime may keep it on the device
+            instead of copying it every step. None when the hotness varies.
+
+    Example:
+        >>> sb = SparseBatch(static_row_offsets((1, 2), 2), np.arange(6, dtype=np.uint32), (1, 2))
+        >>> sb.row_offsets.tolist()
+        [0, 1, 3, 4, 6]
+    """
+
+    row_offsets: np.ndarray
+    keys: np.ndarray
+    static_hotness: tuple | None = None
+
+
+_STATIC_OFFSETS: dict = {}          # (hotness, n) -> read-only row offsets, shared by all readers
+_STATIC_OFFSETS_LOCK = threading.Lock()
+_STATIC_OFFSETS_KEPT = 32           # batch sizes seen are few (train, eval, short last batches)
+
+
+def static_row_offsets(hotness: tuple, n: int) -> np.ndarray:
+    """CSR row offsets (length ``n*len(hotness) + 1``, int64) of n samples with static per-slot hotness.
+
+    The array is cached per ``(hotness, n)`` and read-only: every batch of that shape shares it
+    (building it costs more than decoding a one-hot batch). Thread-safe.
+
+    Example:
+        >>> static_row_offsets((2, 1), 2).tolist()
+        [0, 2, 3, 5, 6]
+    """
+    key = (tuple(int(h) for h in hotness), int(n))
+    with _STATIC_OFFSETS_LOCK:
+        offsets = _STATIC_OFFSETS.get(key)
+    if offsets is None:
+        counts = np.tile(np.asarray(key[0], dtype=np.int64), key[1])
+        offsets = np.zeros(counts.size + 1, dtype=np.int64)
+        np.cumsum(counts, out=offsets[1:])
+        offsets.flags.writeable = False
+        with _STATIC_OFFSETS_LOCK:
+            if len(_STATIC_OFFSETS) >= _STATIC_OFFSETS_KEPT:
+                _STATIC_OFFSETS.pop(next(iter(_STATIC_OFFSETS)))
+            offsets = _STATIC_OFFSETS.setdefault(key, offsets)
+    return offsets
 
 
 @dataclass

@@ -378,3 +378,68 @@ def test_reads_through_the_given_filesystem(tmp_path):
     records = [r for p in out["train"] for r in parse_independently(p, True, "I")]
     assert check_batches(read_all(reader), records) == 20
     assert set(fs.opened) == set(files)
+
+
+# ----- the blocked fixed-hotness decoder and static hotness ------------------------------------
+FIXED = (2, 1, 3, 1)
+
+
+def fixed_file(n, checksum=True, seed=0):
+    """n records of hotness FIXED: (layout, label, dense, nnz, keys, bytes)."""
+    rng = np.random.default_rng(seed)
+    layout = NormLayout(1, 3, FIXED, "<u4", checksum=checksum)
+    label, dense = rng.random((n, 1)), rng.random((n, 3))
+    nnz = np.tile(FIXED, (n, 1))
+    keys = rng.integers(0, 2 ** 32, size=n * sum(FIXED))
+    return layout, label, dense, nnz, keys, encode_file(layout, label, dense, nnz, keys)
+
+
+def test_fixed_hotness_across_many_blocks_reads_back_and_is_static():
+    layout, label, dense, nnz, keys, data = fixed_file(2 * 4096 + 17)
+    samples = parse_file(data, "f.data", layout)
+    assert samples.hotness == FIXED
+    np.testing.assert_array_equal(samples.label, label.astype(np.float32))
+    np.testing.assert_array_equal(samples.dense, dense.astype(np.float32))
+    np.testing.assert_array_equal(samples.nnz, nnz)
+    np.testing.assert_array_equal(samples.keys, keys.astype(np.uint32))
+    part = samples.rows(4000, 4100)          # crosses a block boundary
+    ro, k = part.slot_range(2, 4)            # the second input's slots only (hotness 3, 1)
+    np.testing.assert_array_equal(ro, np.concatenate([[0], np.cumsum(np.tile((3, 1), 100))]))
+    np.testing.assert_array_equal(k, keys.reshape(-1, 7)[4000:4100, 3:].reshape(-1))
+
+
+def test_checksum_error_in_a_later_block_names_the_record():
+    layout, *_, data = fixed_file(3 * 4096)
+    record = 4 + 64 + 1 + 5000 * (4 + 4 * (1 + 3 + 4 + 7) + 1)   # start of record 5000
+    broken = bytearray(data)
+    broken[record + 8] ^= 0x40                                    # a dense byte: its checksum fails
+    with pytest.raises(DataError, match=r"'f.data' record 5000: checksum fails .*1 record\(s\) of the file are corrupt"):
+        parse_file(bytes(broken), "f.data", layout)
+
+
+def test_hotness_changing_in_a_later_block_falls_back_to_the_record_loop():
+    rng = np.random.default_rng(1)
+    layout = NormLayout(1, 3, (2, 1, 3, 1), "<u4", checksum=False)
+    n = 4096 + 10
+    nnz = np.tile(FIXED, (n, 1))
+    nnz[4100] = (1, 1, 0, 1)
+    keys = rng.integers(0, 1000, size=int(nnz.sum()))
+    samples = parse_file(encode_file(layout, np.zeros((n, 1)), np.zeros((n, 3)), nnz, keys), "v.data", layout)
+    assert samples.hotness is None
+    np.testing.assert_array_equal(samples.nnz, nnz)
+    np.testing.assert_array_equal(samples.keys, keys)
+
+
+def test_reader_sets_static_hotness_for_fixed_files(tmp_path):
+    from hugectr_core.contracts.reader import static_row_offsets
+
+    *_, data = fixed_file(10)
+    (tmp_path / "f.data").write_bytes(data)
+    lst = write_list(tmp_path, "list.txt", [str(tmp_path / "f.data")])
+    reader = Norm(make_params(lst), make_input(), batch_size=4, source=lst, repeat=False)
+    batches = read_all(reader)
+    reader.close()
+    assert [b.size for b in batches] == [4, 4, 2]
+    for b in batches:
+        assert b.sparse["a"].static_hotness == (2, 1) and b.sparse["b"].static_hotness == (3, 1)
+        assert b.sparse["b"].row_offsets is static_row_offsets((3, 1), b.size)

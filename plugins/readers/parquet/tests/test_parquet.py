@@ -296,3 +296,88 @@ def test_is_eof_turns_true_with_the_last_batch(tmp_path, batch, sizes):
     reader.set_source("")
     assert not reader.is_eof() and [b.size for b in read_all(reader)] == sizes and reader.is_eof()
     reader.close()
+
+
+# ----- batches built on the workers: static hotness, mixed files, shared decoded files -----------------------
+
+def test_scalar_inputs_get_static_hotness_and_shared_offsets(tmp_path):
+    from hugectr_core.contracts.reader import static_row_offsets
+
+    lst = write_dataset(tmp_path, [table(n=3, key=2), table(n=4, key=3)])
+    batches = read_all(open_reader(lst, workers=3))
+    assert [b.size for b in batches] == [2, 2, 2, 1]          # batch 1 spans the two files
+    for b in batches:
+        assert b.sparse["s0"].static_hotness == (1, 1, 1) and b.sparse["s1"].static_hotness == (1,)
+        assert b.sparse["s0"].row_offsets is static_row_offsets((1, 1, 1), b.size)
+        assert not b.sparse["s0"].row_offsets.flags.writeable
+    keys = np.concatenate([b.sparse["s0"].keys for b in batches]).reshape(7, 3)
+    np.testing.assert_array_equal(keys, np.array([2] * 3 + [3] * 4)[:, None] + slot_offsets(SIZES)[:3])
+
+
+def test_list_columns_have_no_static_hotness(tmp_path):
+    out = generate(tmp_path)
+    reader = Parquet(make_params(out["train_list"]), make_input(), batch_size=4, source=out["train_list"],
+                     repeat=False)
+    b = reader.next_batch()
+    reader.close()
+    assert b.sparse["s0"].static_hotness is None                # C0 (nnz 3) is a list column
+    assert b.sparse["s1"].static_hotness == (1,)                 # C3 is scalar
+
+
+def test_a_batch_spanning_a_scalar_and_a_list_file(tmp_path):
+    scalar = table(n=3, key=1)
+    as_list = table(n=3, key=2)
+    as_list = as_list.set_column(3, "C0", pa.array([[2], [2, 2], []], type=pa.list_(pa.uint32())))
+    lst = write_dataset(tmp_path, [scalar, as_list])
+    reader = Parquet(make_params(lst), make_input(), batch_size=4, source=lst, repeat=False)
+    first, second = read_all(reader)
+    off = slot_offsets(SIZES)
+    assert first.sparse["s0"].static_hotness is None and first.sparse["s1"].static_hotness == (1,)
+    # rows 0-2 scalar (1 key per slot), row 3: C0=[2], C1=2, C2=2
+    np.testing.assert_array_equal(first.sparse["s0"].row_offsets, np.arange(13))
+    np.testing.assert_array_equal(first.sparse["s0"].keys, np.array([1] * 9 + [2] * 3) + np.tile(off[:3], 4))
+    assert first.sparse["s0"].keys.dtype == np.uint32
+    np.testing.assert_array_equal(np.diff(second.sparse["s0"].row_offsets), [2, 1, 1, 0, 1, 1])
+
+
+def test_same_batches_for_any_worker_count_in_shuffled_repeat_mode(tmp_path):
+    out = generate(tmp_path, files=4, rows=9)
+    runs = []
+    for workers in (1, 3, 7):
+        reader = Parquet(make_params(out["train_list"], workers=workers, sequential=False), make_input(), batch_size=5,
+                         source=out["train_list"], repeat=True, seed=4)
+        runs.append([reader.next_batch() for _ in range(20)])   # 7 batches a pass (36 rows), 3 passes
+        reader.close()
+    for other in runs[1:]:
+        for a, b in zip(runs[0], other):
+            np.testing.assert_array_equal(a.label, b.label)
+            for name in ("s0", "s1"):
+                np.testing.assert_array_equal(a.sparse[name].row_offsets, b.sparse[name].row_offsets)
+                np.testing.assert_array_equal(a.sparse[name].keys, b.sparse[name].keys)
+    firsts = [tuple(b.label[:, 0]) for b in runs[0]]
+    assert firsts[:7] != firsts[7:14]                            # each pass has its own file order
+
+
+def test_decoded_files_are_dropped_after_their_last_batch(tmp_path):
+    out = generate(tmp_path, files=3, rows=10)
+    reader = Parquet(make_params(out["train_list"], workers=2), make_input(), batch_size=4,
+                     source=out["train_list"], repeat=False)
+    assert sum(b.size for b in read_all(reader)) == 30
+    assert reader._files._entries == {}                          # every file released by its last user
+    reader.close()
+
+
+def test_files_without_rows_are_still_checked(tmp_path):
+    lst = write_dataset(tmp_path, [table(n=4), table(n=0), table(n=0, label_type=pa.int32())])
+    reader = open_reader(lst, workers=2)
+    assert reader.next_batch().size == 2
+    with pytest.raises(DataError, match="must be float32") as err:
+        read_all(reader)
+    assert "part2.parquet" in str(err.value)
+    reader.close()
+    (tmp_path / "e").mkdir()
+    empty = write_dataset(tmp_path / "e", [table(n=0, label_type=pa.int32())])   # epoch mode, no rows at all
+    reader = open_reader(empty)
+    with pytest.raises(DataError, match="must be float32"):
+        reader.next_batch()
+    reader.close()

@@ -305,3 +305,46 @@ def test_is_eof_turns_true_with_the_last_batch(tmp_path, n, sizes):
     reader.set_source("")
     assert not reader.is_eof() and [b.size for b in read_all(reader)] == sizes and reader.is_eof()
     reader.close()
+
+
+# ----- static hotness: shared, read-only row offsets ------------------------------------------
+def test_static_row_offsets_are_cached_read_only_and_flagged(tmp_path):
+    from hugectr_core.contracts.reader import static_row_offsets
+
+    write_records(tmp_path / "s.bin", 20)
+    reader = RawAsync(make_params(threads=2), make_input(), batch_size=8, source=str(tmp_path / "s.bin"),
+                      repeat=False)
+    batches = read_all(reader)
+    reader.close()
+    assert [b.size for b in batches] == [8, 8, 4]
+    for b in batches:
+        for name, hot in (("a", HOT), ("b", HOT_B)):
+            sb = b.sparse[name]
+            assert sb.static_hotness == hot
+            assert sb.row_offsets is static_row_offsets(hot, b.size)   # one shared array per (hotness, n)
+            assert not sb.row_offsets.flags.writeable
+            np.testing.assert_array_equal(sb.row_offsets, np.concatenate([[0], np.cumsum(np.tile(hot, b.size))]))
+            assert sb.keys.flags.writeable and sb.keys.flags.c_contiguous   # keys stay owned copies
+    assert batches[0].sparse["a"].row_offsets is batches[1].sparse["a"].row_offsets
+
+
+def test_static_row_offsets_cache_is_thread_safe():
+    from hugectr_core.contracts.reader import static_row_offsets
+
+    seen, errors = [], []
+
+    def worker():
+        try:
+            for n in range(1, 60):
+                seen.append((n, static_row_offsets((3, 1), n)))
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and len(seen) == 4 * 59
+    for n, offsets in seen:
+        assert offsets.size == 2 * n + 1 and offsets[-1] == 4 * n and offsets.dtype == np.int64

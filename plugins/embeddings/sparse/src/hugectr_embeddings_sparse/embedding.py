@@ -227,7 +227,7 @@ class SparseEmbeddingHash(Embedding):
         if nnz > keys.size:
             raise DataError(f"{self._where()}: row_offsets end at {nnz} but input '{self.config.bottom_name}' "
                             f"has only {keys.size} keys")
-        offsets = xp.asarray(row_offsets).astype(xp.int64, copy=False)
+        offsets = self._device_offsets(row_offsets)
         keys = keys[:nnz]
         self._check_keys(keys, offsets)
         rows = self._insert_or_find(keys, offsets) if ctx.training else self.table.find(keys)
@@ -239,6 +239,17 @@ class SparseEmbeddingHash(Embedding):
             out_bse[...] = combined.reshape(out_bse.shape)
         if ctx.training:
             self._plan = self._backward_plan(rows, offsets)
+
+    def _device_offsets(self, row_offsets):
+        """Offsets on the device. Readers share one read-only host array for every batch of a static
+        hotness (``contracts.reader.static_row_offsets``): its device copy is kept, not re-sent each step."""
+        xp = self.xp
+        if isinstance(row_offsets, np.ndarray) and not row_offsets.flags.writeable and not is_numpy(xp):
+            cached = getattr(self, "_offsets_cache", None)
+            if cached is None or cached[0] is not row_offsets:
+                self._offsets_cache = (row_offsets, xp.asarray(row_offsets).astype(xp.int64, copy=False))
+            return self._offsets_cache[1]
+        return xp.asarray(row_offsets).astype(xp.int64, copy=False)
 
     def _insert_or_find(self, keys, offsets=None):
         """Insert unseen keys and give their rows values drawn from (seed, key). ``offsets`` (the CSR of

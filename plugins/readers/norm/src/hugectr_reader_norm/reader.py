@@ -176,7 +176,8 @@ class Norm(Reader):
         sparse, first = {}, 0
         for param in self.input_layer.sparse_params:
             row_offsets, keys = samples.slot_range(first, first + param.slot_num)
-            sparse[param.top_name] = SparseBatch(row_offsets=row_offsets, keys=keys)
+            hotness = samples.hotness[first:first + param.slot_num] if samples.hotness is not None else None
+            sparse[param.top_name] = SparseBatch(row_offsets=row_offsets, keys=keys, static_hotness=hotness)
             first += param.slot_num
         return Batch(size=samples.num_rows, label=samples.label, dense=samples.dense, sparse=sparse)
 

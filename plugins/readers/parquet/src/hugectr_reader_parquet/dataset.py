@@ -102,35 +102,51 @@ def _safe_name(meta_path: str, file_name) -> str:
 
 
 @dataclass
+class ScalarKeys:
+    """A sparse input whose slots are all scalar (one-hot) columns in this file.
+
+    ``keys`` is ``(N, S)`` in the output key dtype with slot offsets applied: row i is sample i's
+    CSR values, so rows ``[a, b)`` of it are a batch's keys as they are.
+    """
+
+    keys: np.ndarray
+
+
+@dataclass
+class ListKeys:
+    """A sparse input with a list (multi-hot) column in this file: per slot, CSR over the rows.
+
+    ``offsets[s]`` has N+1 int64 entries, ``values[s]`` the int64 keys (slot offsets applied).
+    """
+
+    offsets: list
+    values: list
+
+    def rows(self, start: int, stop: int) -> "ListKeys":
+        return ListKeys([o[start:stop + 1] - o[start] for o in self.offsets],
+                        [v[o[start]:o[stop]] for v, o in zip(self.values, self.offsets)])
+
+    @staticmethod
+    def of(keys) -> "ListKeys":
+        """The list form of any input's keys (ScalarKeys: one key per row and slot)."""
+        if isinstance(keys, ListKeys):
+            return keys
+        n, slots = keys.keys.shape
+        ones = np.arange(n + 1, dtype=np.int64)
+        return ListKeys([ones] * slots, [keys.keys[:, s].astype(np.int64) for s in range(slots)])
+
+
+@dataclass
 class Columns:
-    """One decoded file (or a slice of files): float32 labels/dense and CSR categorical columns."""
+    """One decoded file: float32 labels/dense and the keys of each sparse input (ScalarKeys or ListKeys)."""
 
     label: np.ndarray   # (N, L) float32
     dense: np.ndarray   # (N, D) float32
-    cat_offsets: list   # C arrays of N+1 int64 row offsets
-    cat_values: list    # C arrays of keys (int64, slot offsets applied)
+    inputs: list        # one per sparse input, in the Input's order
 
     @property
     def num_rows(self) -> int:
         return self.label.shape[0]
-
-    def rows(self, start: int, stop: int) -> "Columns":
-        offsets = [o[start:stop + 1] - o[start] for o in self.cat_offsets]
-        values = [v[o[start]:o[stop]] for v, o in zip(self.cat_values, self.cat_offsets)]
-        return Columns(self.label[start:stop], self.dense[start:stop], offsets, values)
-
-    @staticmethod
-    def concat(parts: list) -> "Columns":
-        if len(parts) == 1:
-            return parts[0]
-        num_cats = len(parts[0].cat_values)
-        offsets, values = [], []
-        for c in range(num_cats):
-            lengths = np.concatenate([np.diff(p.cat_offsets[c]) for p in parts])
-            offsets.append(np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64))
-            values.append(np.concatenate([p.cat_values[c] for p in parts]))
-        return Columns(np.concatenate([p.label for p in parts]), np.concatenate([p.dense for p in parts]),
-                       offsets, values)
 
 
 class FileDecoder:
@@ -141,13 +157,18 @@ class FileDecoder:
         metadata: the ``Metadata``.
         key_dtype: "int64" (columns must be int64) or "uint32" (uint32 or int32 columns).
         slot_size_array: per categorical column; [] for no offsets.
+        check_values: refuse NaN/Inf label and dense values (``Check_t.Sum``).
+        slot_groups: categorical columns per sparse input, in order (default: one input takes all).
     """
 
-    def __init__(self, fs, metadata: Metadata, key_dtype: str, slot_size_array, check_values: bool = False):
+    def __init__(self, fs, metadata: Metadata, key_dtype: str, slot_size_array, check_values: bool = False,
+                 slot_groups=None):
         self.fs, self.metadata, self.key_dtype = fs, metadata, key_dtype
         self.check_values = check_values
         self.offsets = slot_offsets(slot_size_array) if len(slot_size_array) else None
         self.bounds = slot_bounds(slot_size_array) if len(slot_size_array) else None
+        self.slot_groups = list(slot_groups) if slot_groups is not None else [len(metadata.cats)]
+        self.out_dtype = np.dtype(np.int64 if key_dtype == "int64" else np.uint32)
 
     def decode(self, path: str) -> Columns:
         import pyarrow as pa  # noqa: PLC0415 - imported where used, plugin import stays light
@@ -177,16 +198,16 @@ class FileDecoder:
             if missing:
                 raise DataError(f"Parquet: '{path}' has no column(s) {missing} listed in '{md.path}'; "
                                 f"columns present: {sorted(present)}")
-            table = pf.read(columns=list(dict.fromkeys(wanted)))
+            # One thread per file: the reader's workers already run one file (or batch) each.
+            table = pf.read(columns=list(dict.fromkeys(wanted)), use_threads=False)
         n = table.num_rows
         label = self._floats(path, table, md.labels, n)
         dense = self._floats(path, table, md.conts, n)
-        offsets, values = [], []
-        for i, name in enumerate(md.cats):
-            o, v = self._category(path, name, table.column(name), i)
-            offsets.append(o)
-            values.append(v)
-        return Columns(label, dense, offsets, values)
+        inputs, first = [], 0
+        for slots in self.slot_groups:
+            inputs.append(self._input_keys(path, table, first, first + slots, n))
+            first += slots
+        return Columns(label, dense, inputs)
 
     def _open(self, path: str):
         if not self.fs.exists(path):
@@ -203,7 +224,7 @@ class FileDecoder:
                 raise DataError(f"Parquet: '{path}' column '{name}' is {col.type}; label and dense columns "
                                 f"must be float32")
             _no_nulls(path, name, col)
-            out[:, j] = col.to_numpy().astype(np.float32, copy=False)
+            out[:, j] = _numpy(col)
         if self.check_values:  # check_type=Check_t.Sum: our extension refuses NaN/Inf label and dense values
             bad = ~np.isfinite(out)
             if bad.any():
@@ -212,6 +233,47 @@ class FileDecoder:
                                 f"({int(bad.sum())} non-finite value(s) in these columns); fix the data, or set "
                                 f"check_type=Check_t.Non to train on it unchecked")
         return out
+
+    def _input_keys(self, path: str, table, first: int, stop: int, n: int):
+        """Categorical columns ``[first, stop)`` of the metadata: ScalarKeys when none is a list column."""
+        import pyarrow.types as pt  # noqa: PLC0415
+
+        names = self.metadata.cats[first:stop]
+        columns = [table.column(name) for name in names]
+        if any(pt.is_list(c.type) or pt.is_large_list(c.type) for c in columns):
+            pairs = [self._category(path, name, col, first + s) for s, (name, col) in enumerate(zip(names, columns))]
+            return ListKeys([o for o, _ in pairs], [v for _, v in pairs])
+        keys = np.empty((n, len(names)), dtype=self.out_dtype)
+        for s, (name, col) in enumerate(zip(names, columns)):
+            _no_nulls(path, name, col)
+            self._check_key_type(path, name, col.type)
+            self._scalar_keys(path, name, first + s, _numpy(col), keys[:, s])
+        return ScalarKeys(keys)
+
+    def _scalar_keys(self, path: str, name: str, index: int, column: np.ndarray, out: np.ndarray) -> None:
+        """``out = column + slot offset`` after the checks of ``_offset_keys`` (same errors, no int64 detour)."""
+        if not column.size:
+            return
+        low, high = int(column.min()), int(column.max())
+        offset = int(self.offsets[index]) if self.offsets is not None else 0
+        self._check_range(path, name, index, low, high, offset)
+        if offset:
+            np.add(column, self.out_dtype.type(offset), out=out, casting="unsafe")
+        else:
+            out[:] = column
+
+    def _check_range(self, path: str, name: str, index: int, low: int, high: int, offset: int) -> None:
+        if low < 0:
+            raise DataError(f"Parquet: '{path}' column '{name}' holds negative key {low}")
+        if self.offsets is not None:
+            bound = int(self.bounds[index])
+            if bound and high >= bound:
+                raise DataError(f"Parquet: '{path}' column '{name}' holds key {high} >= slot_size_array "
+                                f"bound {bound} of categorical column {index}; raise slot_size_array[{index}] or "
+                                f"re-encode the column")
+        if self.key_dtype == "uint32" and high + offset >= UINT32_LIMIT:
+            raise DataError(f"Parquet: '{path}' column '{name}': key {high + offset} (after slot offsets) does not "
+                            f"fit uint32; use Solver(i64_input_key=True)")
 
     def _category(self, path: str, name: str, col, index: int):
         import pyarrow.compute as pc  # noqa: PLC0415
@@ -241,19 +303,18 @@ class FileDecoder:
                             f"{' or '.join(str(t) for t in allowed)} (scalar or list) categorical columns")
 
     def _offset_keys(self, path: str, name: str, index: int, keys: np.ndarray) -> np.ndarray:
-        if keys.size and keys.min() < 0:
-            raise DataError(f"Parquet: '{path}' column '{name}' holds negative key {int(keys.min())}")
-        if self.offsets is not None:
-            bound = int(self.bounds[index])
-            if bound and keys.size and keys.max() >= bound:
-                raise DataError(f"Parquet: '{path}' column '{name}' holds key {int(keys.max())} >= slot_size_array "
-                                f"bound {bound} of categorical column {index}; raise slot_size_array[{index}] or "
-                                f"re-encode the column")
-            keys = keys + self.offsets[index]
-        if self.key_dtype == "uint32" and keys.size and keys.max() >= UINT32_LIMIT:
-            raise DataError(f"Parquet: '{path}' column '{name}': key {int(keys.max())} (after slot offsets) does not "
-                            f"fit uint32; use Solver(i64_input_key=True)")
-        return keys
+        if not keys.size:
+            return keys
+        offset = int(self.offsets[index]) if self.offsets is not None else 0
+        self._check_range(path, name, index, int(keys.min()), int(keys.max()), offset)
+        return keys + self.offsets[index] if self.offsets is not None else keys
+
+
+def _numpy(col) -> np.ndarray:
+    """A null-free primitive ChunkedArray as NumPy: zero-copy (read-only) for one chunk."""
+    if col.num_chunks == 1:
+        return col.chunk(0).to_numpy(zero_copy_only=False)
+    return col.to_numpy()
 
 
 def _no_nulls(path: str, name: str, col) -> None:

@@ -1,27 +1,30 @@
-"""The Parquet reader: whole files are decoded on worker threads, batches are cut on the caller's thread.
+"""The Parquet reader: worker threads build whole batches; ``next_batch`` only takes the next one.
 
 Files are read in list order (``read_file_sequentially=True``) or in a seeded random order per
 pass; rows are consumed in order within a file and batches may span files. Repeat mode drops the
 incomplete batch at the end of each pass; epoch mode returns it, then None.
+
+Batch k of the sequence is pass ``k // B_pass``, rows ``[j*B, (j+1)*B)`` of that pass's file order
+(the row counts come from ``_metadata.json``, checked against each file). Workers share decoded
+files through a cache: each file of a pass is decoded once, by the first worker that needs it, and
+dropped after the last batch using it.
 """
 from __future__ import annotations
 
+import functools
+import threading
 from dataclasses import dataclass
 
 import numpy as np
-from hugectr_core.contracts.reader import Batch, Reader, SparseBatch
+from hugectr_core.contracts.reader import Batch, Reader, SparseBatch, static_row_offsets
 from hugectr_core.enums import type_string
 from hugectr_core.errors import ConfigError, DataError
 from hugectr_core.localfs import LocalFileSystem
 
-from .dataset import Columns, FileDecoder, Metadata, read_file_list
+from .dataset import Columns, FileDecoder, ListKeys, Metadata, ScalarKeys, read_file_list
 from hugectr_core.prefetch import END, OrderedPrefetcher
 
-
-@dataclass
-class _Loaded:
-    epoch: int
-    columns: Columns
+BATCHES_PER_WORKER = 2   # batches each worker may hold ready ahead of the consumer
 
 
 class Parquet(Reader):
@@ -55,6 +58,7 @@ class Parquet(Reader):
         self.slot_size_array = [int(s) for s in params.slot_size_array]
         self._generation = 0
         self._prefetcher: OrderedPrefetcher | None = None
+        self._lock = threading.Lock()
         self._open_source(source)
 
     # ----- configuration ----------------------------------------------------------------------
@@ -72,11 +76,18 @@ class Parquet(Reader):
             raise DataError(f"Parquet: '{lists[0]}' holds {self.total_rows} rows, fewer than one batch of "
                             f"{self.batch_size}; use a smaller batch size or more data")
         self.decoder = FileDecoder(self.filesystem, metadata, self.key_dtype, self.slot_size_array,
-                                   check_values=type_string(getattr(self.params, "check_type", "Non")) == "Sum")
+                                   check_values=type_string(getattr(self.params, "check_type", "Non")) == "Sum",
+                                   slot_groups=[p.slot_num for p in self.input_layer.sparse_params])
         self.metadata = metadata
         self.source = source
-        self.num_workers = max(1, min(int(self.params.num_workers), len(files)))
-        self._reset_cursor()
+        # Workers build batches, so a single file still keeps every worker busy.
+        self.num_workers = max(1, int(self.params.num_workers))
+        full, rest = divmod(self.total_rows, self.batch_size)
+        self.batches_per_pass = full if self.repeat else full + (rest > 0)
+        self._files = _FileCache(self.decoder.decode)
+        self._passes: dict = {}
+        self._eof = False
+        self._handed = 0   # batches handed out in this pass
 
     def _check_columns(self, md: Metadata, list_path: str) -> None:
         inp = self.input_layer
@@ -94,84 +105,66 @@ class Parquet(Reader):
             raise DataError(f"Parquet: '{md.path}' (for '{list_path}') does not match the model: "
                             + "; ".join(problems) + ". Edit the json or the Input/DataReaderParams")
 
-    def _reset_cursor(self) -> None:
-        self._columns: Columns | None = None
-        self._row = 0
-        self._epoch = 0
-        self._pending: _Loaded | None = None
-        self._eof = False
-        self._rows_handed = 0   # rows handed out in this pass (epoch mode ends when all are out)
+    # ----- the batch sequence (worker threads) ------------------------------------------------
+    def _pass(self, epoch: int) -> "_PassPlan":
+        with self._lock:
+            plan = self._passes.get(epoch)
+            if plan is None:
+                if len(self._passes) > 4:
+                    self._passes.pop(next(iter(self._passes)))
+                plan = self._passes[epoch] = _PassPlan.build(self._file_order(epoch), self.file_rows,
+                                                             self.batch_size, self.batches_per_pass)
+            return plan
 
-    # ----- the file sequence ------------------------------------------------------------------
-    def _file_index(self, k: int) -> tuple | None:
-        epoch, pos = divmod(k, len(self.files))
-        if epoch > 0 and not self.repeat:
-            return None
+    def _file_order(self, epoch: int) -> np.ndarray:
         if self.sequential or len(self.files) == 1:
-            return epoch, pos
-        order = np.random.default_rng([self.seed, self._generation, epoch]).permutation(len(self.files))
-        return epoch, int(order[pos])
+            return np.arange(len(self.files))
+        return np.random.default_rng([self.seed, self._generation, epoch]).permutation(len(self.files))
 
-    def _produce(self, k: int):
-        where = self._file_index(k)
-        if where is None:
+    def _produce(self, files: "_FileCache", k: int):
+        if self.batches_per_pass == 0:  # epoch mode, no rows: the files are still decoded (and checked)
+            if k == 0:
+                self._load(files, self._pass(0), 0, 0, len(self.files))
             return END
-        epoch, index = where
-        return _Loaded(epoch, self.decoder.decode(self.files[index]))
+        epoch, j = divmod(k, self.batches_per_pass)
+        if epoch > 0 and not self.repeat:
+            return END
+        plan = self._pass(epoch)
+        lo, hi = plan.positions(j)
+        return self._load(files, plan, epoch, lo, hi, j)
 
-    # ----- batches ----------------------------------------------------------------------------
+    def _load(self, files: "_FileCache", plan: "_PassPlan", epoch: int, lo: int, hi: int, j: int = 0):
+        """Batch j of a pass from the decoded files at positions ``[lo, hi)`` of its order."""
+        held, parts = [], []
+        try:
+            for pos in range(lo, hi):
+                key = (epoch, pos)
+                cols = files.acquire(key, self.files[plan.order[pos]], plan.users(pos))
+                held.append(key)
+                start, stop = plan.rows_in(pos, j, self.batch_size)
+                if stop > start:
+                    parts.append((cols, start, stop))
+            return assemble(parts, self.input_layer.sparse_params, self.key_dtype) if parts else None
+        finally:
+            for key in held:
+                files.release(key)
+
+    # ----- batches (caller's thread) ----------------------------------------------------------
     def next_batch(self) -> Batch | None:
         """The next batch; None at the end of an epoch-mode pass. Re-raises a worker's error."""
         if self._eof:
             return None
         if self._prefetcher is None:
-            self._prefetcher = OrderedPrefetcher(self._produce, self.num_workers, 1, name="Parquet")
-        while True:
-            parts, rows, ended = self._gather(self.batch_size)
-            if rows == self.batch_size:
-                self._rows_handed += rows
-                # Epoch mode: is_eof() turns True as soon as the pass's last batch is handed out.
-                self._eof = not self.repeat and self._rows_handed >= self.total_rows
-                return self._batch(Columns.concat(parts))
-            if not self.repeat:
-                self._eof = True
-                return self._batch(Columns.concat(parts)) if rows else None
-            if ended:  # cannot happen in repeat mode; kept so a logic slip is an error, not a hang
-                raise DataError(f"Parquet: '{self.source}' ran out of rows in repeat mode")
-            # Repeat mode: the incomplete batch at the end of a pass is dropped.
-
-    def _gather(self, want: int):
-        """Up to ``want`` rows of the current pass; (parts, rows, sequence_ended)."""
-        parts, rows, epoch = [], 0, None
-        while rows < want:
-            if self._columns is None or self._row >= self._columns.num_rows:
-                item = self._pending or self._prefetcher.get()
-                self._pending = None
-                if item is END:
-                    return parts, rows, True
-                if epoch is not None and item.epoch != epoch:
-                    self._pending = item  # the next pass starts with this file
-                    return parts, rows, False
-                self._columns, self._row, self._epoch = item.columns, 0, item.epoch
-            epoch = self._epoch if epoch is None else epoch
-            if epoch != self._epoch:
-                return parts, rows, False
-            take = min(want - rows, self._columns.num_rows - self._row)
-            parts.append(self._columns.rows(self._row, self._row + take))
-            self._row += take
-            rows += take
-        return parts, rows, False
-
-    def _batch(self, cols: Columns) -> Batch:
-        n = cols.num_rows
-        sparse, first = {}, 0
-        key_dtype = np.int64 if self.key_dtype == "int64" else np.uint32
-        for param in self.input_layer.sparse_params:
-            cats = range(first, first + param.slot_num)
-            row_offsets, keys = to_csr([cols.cat_offsets[c] for c in cats], [cols.cat_values[c] for c in cats], n)
-            sparse[param.top_name] = SparseBatch(row_offsets=row_offsets, keys=keys.astype(key_dtype, copy=False))
-            first += param.slot_num
-        return Batch(size=n, label=cols.label, dense=cols.dense, sparse=sparse)
+            self._prefetcher = OrderedPrefetcher(functools.partial(self._produce, self._files), self.num_workers,
+                                                 BATCHES_PER_WORKER, name="Parquet")
+        item = self._prefetcher.get()
+        if item is END:
+            self._eof = True
+            return None
+        self._handed += 1
+        # Epoch mode: is_eof() turns True as soon as the pass's last (possibly short) batch is handed out.
+        self._eof = not self.repeat and self._handed >= self.batches_per_pass
+        return item
 
     # ----- Reader API -------------------------------------------------------------------------
     def is_eof(self) -> bool:
@@ -182,6 +175,128 @@ class Parquet(Reader):
         self._stop_workers()
         self._open_source(source or self.source)
         self._generation += 1
+
+
+@dataclass(frozen=True)
+class _PassPlan:
+    """Which rows of which files make each batch of one pass.
+
+    ``order[p]`` is the file at position p, ``starts[p]`` its first row in the pass. Position p
+    serves batches ``first[p]..last[p]``; a file with no rows, or only rows of the dropped tail
+    (repeat mode), goes with the batch where it starts (clamped to the last one) so that it is
+    still decoded and checked.
+    """
+
+    order: np.ndarray
+    starts: np.ndarray   # len(order) + 1
+    first: np.ndarray
+    last: np.ndarray
+
+    @classmethod
+    def build(cls, order, file_rows: list, batch: int, num_batches: int) -> "_PassPlan":
+        rows = np.asarray(file_rows, dtype=np.int64)[order]
+        starts = np.concatenate([[0], np.cumsum(rows)]).astype(np.int64)
+        top = max(num_batches - 1, 0)
+        first = np.minimum(starts[:-1] // batch, top)
+        last = np.where(rows > 0, np.minimum((starts[1:] - 1) // batch, top), first)
+        return cls(np.asarray(order), starts, first, last)
+
+    def positions(self, j: int) -> tuple:
+        """``[lo, hi)``: the positions batch j needs (first and last are non-decreasing)."""
+        return int(np.searchsorted(self.last, j, "left")), int(np.searchsorted(self.first, j, "right"))
+
+    def users(self, pos: int) -> int:
+        return int(self.last[pos] - self.first[pos] + 1)
+
+    def rows_in(self, pos: int, j: int, batch: int) -> tuple:
+        """Rows of the file at ``pos`` (local numbering) that batch j takes; empty when stop <= start."""
+        start, stop = int(self.starts[pos]), int(self.starts[pos + 1])
+        return max(start, j * batch) - start, min(stop, (j + 1) * batch) - start
+
+
+class _Entry:
+    def __init__(self, users: int):
+        self.users = users
+        self.ready = threading.Event()
+        self.columns: Columns | None = None
+        self.error: BaseException | None = None
+
+
+class _FileCache:
+    """Decoded files shared by the worker threads: each is decoded once and dropped after its last user.
+
+    The first worker asking for a file decodes it; others wait for it. A decoder never waits on
+    another file while decoding, so workers cannot deadlock.
+    """
+
+    def __init__(self, decode):
+        self._decode = decode
+        self._lock = threading.Lock()
+        self._entries: dict = {}
+
+    def acquire(self, key, path: str, users: int) -> Columns:
+        with self._lock:
+            entry = self._entries.get(key)
+            owner = entry is None
+            if owner:
+                entry = self._entries[key] = _Entry(users)
+        if owner:
+            try:
+                entry.columns = self._decode(path)
+            except BaseException as exc:  # noqa: BLE001 - every batch using the file re-raises it
+                entry.error = exc
+            entry.ready.set()
+        else:
+            entry.ready.wait()
+        if entry.error is not None:
+            raise entry.error
+        return entry.columns
+
+    def release(self, key) -> None:
+        with self._lock:
+            entry = self._entries[key]
+            entry.users -= 1
+            if entry.users <= 0:
+                del self._entries[key]
+
+
+def assemble(parts: list, sparse_params, key_dtype: str) -> Batch:
+    """One Batch from ``(Columns, start, stop)`` row ranges of consecutive files.
+
+    A single part gives views of the file's arrays (no copy). An input whose slots are scalar in
+    every part gets its keys as they are and the shared static row offsets (``static_hotness`` set).
+    """
+    n = sum(stop - start for _, start, stop in parts)
+    sparse = {}
+    for i, param in enumerate(sparse_params):
+        pieces = [(cols.inputs[i], start, stop) for cols, start, stop in parts]
+        if all(isinstance(keys, ScalarKeys) for keys, _, _ in pieces):
+            hotness = (1,) * param.slot_num
+            values = _join([keys.keys[start:stop] for keys, start, stop in pieces]).reshape(-1)
+            sparse[param.top_name] = SparseBatch(static_row_offsets(hotness, n), values, hotness)
+        else:
+            lists = [ListKeys.of(keys).rows(start, stop) for keys, start, stop in pieces]
+            row_offsets, values = to_csr(_join_offsets([k.offsets for k in lists]),
+                                         [_join([k.values[s] for k in lists]) for s in range(param.slot_num)], n)
+            sparse[param.top_name] = SparseBatch(row_offsets, values.astype(np.int64 if key_dtype == "int64"
+                                                                             else np.uint32, copy=False))
+    return Batch(size=n, label=_join([c.label[a:b] for c, a, b in parts]),
+                 dense=_join([c.dense[a:b] for c, a, b in parts]), sparse=sparse)
+
+
+def _join(arrays: list) -> np.ndarray:
+    return arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
+
+
+def _join_offsets(per_part: list) -> list:
+    """Per slot, the row offsets of consecutive parts chained into one."""
+    if len(per_part) == 1:
+        return per_part[0]
+    joined = []
+    for s in range(len(per_part[0])):
+        lengths = np.concatenate([np.diff(offsets[s]) for offsets in per_part])
+        joined.append(np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64))
+    return joined
 
 
 def to_csr(offsets: list, values: list, n: int) -> tuple:

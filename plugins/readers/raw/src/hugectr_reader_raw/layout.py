@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from hugectr_core.contracts.reader import Batch, SparseBatch
+from hugectr_core.contracts.reader import Batch, SparseBatch, static_row_offsets
 
 KEY_DTYPES = {"uint32": "<u4", "int64": "<i8"}
 
@@ -55,28 +55,25 @@ class RecordLayout:
         return self.dtype.itemsize
 
     def decode(self, records: np.ndarray) -> Batch:
-        """Turn N structured records into a Batch (float32 label/dense, CSR keys per sparse input)."""
+        """Turn N structured records into a Batch (float32 label/dense, CSR keys per sparse input).
+
+        Every output array is one contiguous copy out of the records; row offsets are the shared,
+        read-only ``static_row_offsets`` of each input's hotness (also set as ``static_hotness``).
+        """
         n = len(records)
         label = records["label"].astype(np.float32).reshape(n, self.label_dim)
         dense = records["dense"].reshape(n, self.dense_dim)
         if self.dense_log:
             dense = np.log1p(dense.astype(np.float64)).astype(np.float32)
         else:
-            dense = dense.astype(np.float32)
+            dense = dense.astype(np.float32)  # a copy either way: the strided view becomes contiguous
         keys = records["keys"].reshape(n, self.num_keys)
         sparse, start = {}, 0
         for name, hot in self.hotness.items():
             width = sum(hot)
             # Records are sample-major and slot-major within a sample: exactly the CSR value order.
-            values = np.array(keys[:, start:start + width], copy=True).reshape(-1)
-            sparse[name] = SparseBatch(row_offsets=static_row_offsets(hot, n), keys=values)
+            values = np.array(keys[:, start:start + width], copy=True).reshape(-1)  # owned, contiguous
+            sparse[name] = SparseBatch(row_offsets=static_row_offsets(hot, n), keys=values,
+                                       static_hotness=tuple(hot))
             start += width
         return Batch(size=n, label=label, dense=dense, sparse=sparse)
-
-
-def static_row_offsets(hotness: tuple, n: int) -> np.ndarray:
-    """CSR row offsets (length ``n*len(hotness) + 1``, int64) for n samples of static hotness."""
-    counts = np.tile(np.asarray(hotness, dtype=np.int64), n)
-    offsets = np.zeros(counts.size + 1, dtype=np.int64)
-    np.cumsum(counts, out=offsets[1:])
-    return offsets
