@@ -282,6 +282,18 @@ def run_steps(model, batches, steps, warmup, clock, memory=None, timer=None):
     return seconds, float(np.asarray(_host(loss)).reshape(-1)[0])
 
 
+def run_soak(model, batches, steps, clock, memory) -> dict:
+    """``steps`` more resident steps: the memory held after step 10 and after the last must match."""
+    rt, lr, held = model.runtime, model.learning_rate, {}
+    for i in range(1, steps + 1):
+        rt.train_step(batches[i % len(batches)], lr)
+        if i in (10, steps):
+            clock.sync()
+            held[i] = memory.now()
+    first, last = held[min(10, steps)], held[steps]
+    return {"steps": steps, "after_step_10": first, "after_last_step": last, "growth": last - first}
+
+
 def _host(value):
     from hugectr_core import backend
 
@@ -430,6 +442,11 @@ def render(result) -> str:
     lines.append(["memory: peak", "", "", "", "",
                   f"{mem['peak'] / gb:.3f} GB ({mem['kind']}); after step 1 {mem['after_first_step'] / gb:.3f} GB, "
                   f"after the last {mem['after_last_step'] / gb:.3f} GB (growth {mem['growth'] / 1e6:+.1f} MB)"])
+    soak = result.get("soak")
+    if soak:
+        lines.append([f"memory: {soak['steps']}-step soak", "", "", "", "",
+                      f"after step 10 {soak['after_step_10'] / gb:.3f} GB, after step {soak['steps']} "
+                      f"{soak['after_last_step'] / gb:.3f} GB (growth {soak['growth'] / 1e6:+.1f} MB)"])
     widths = [max(len(str(r[i])) for r in lines + [head]) for i in range(len(head))]
     fmt = "| " + " | ".join(f"{{:{'<' if i in (0, 5) else '>'}{w}}}" for i, w in enumerate(widths)) + " |"
     out = [result["title"], fmt.format(*head), "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
@@ -462,6 +479,8 @@ def parse_args(argv=None):
     p.add_argument("--e2e-batches", type=int, default=16, help="batches in the generated file (read repeatedly)")
     p.add_argument("--data-dir", default=None, help="where to write the RawAsync file (default: a temp dir)")
     p.add_argument("--device", choices=["gpu", "cpu"], default="gpu")
+    p.add_argument("--soak", type=int, default=0,
+                   help="also run this many resident steps and report the pool after step 10 and after the last")
     p.add_argument("--json", default=None)
     args = p.parse_args(argv)
     if args.warmup is None:
@@ -513,6 +532,7 @@ def measure(args, cards, train_file, eval_file, peer_rows) -> dict:
         step_s, loss = run_steps(model, batches, args.steps, args.warmup, clock, memory=memory)
         timer = PhaseTimer(clock)
         phase_step_s, _ = run_steps(model, batches, args.steps, 0, clock, memory=memory, timer=timer)
+        soak = run_soak(model, batches, args.soak, clock, memory) if args.soak else None
     phase_ms = timer.ms_per_step(args.steps)
     if not np.isfinite(loss):
         raise RuntimeError(f"training loss is {loss} after the resident steps")
@@ -547,7 +567,7 @@ def measure(args, cards, train_file, eval_file, peer_rows) -> dict:
     return {"title": title, "card": card, "date": time.strftime("%Y-%m-%d"),
             "config": {"batch": args.batch, "steps": args.steps, "precision": args.precision, "cards": cards,
                        "device": args.device, "e2e": args.e2e, "small": args.small},
-            "rows": rows, "phases": phases, "memory": memory.report()}
+            "rows": rows, "phases": phases, "memory": memory.report(), "soak": soak}
 
 
 if __name__ == "__main__":

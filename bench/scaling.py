@@ -35,6 +35,7 @@ def parse_args(argv=None):
     p.add_argument("--device", choices=["gpu", "cpu"], default="gpu")
     p.add_argument("--small", action="store_true")
     p.add_argument("--mpi", action="store_true", help="one process per GPU (run under mpirun -np N)")
+    p.add_argument("--phases", action="store_true", help="--mpi: also time each phase of rank 0's step")
     p.add_argument("--json")
     return p.parse_args(argv)
 
@@ -69,11 +70,39 @@ def measure(args, gpus: int, vvgpu=None) -> dict:
     finally:
         for resident in residents:
             resident.__exit__()
+    phases = time_phases(model, batches, lr, args) if args.phases else None
     loss = float(dlrm._host(losses[0]))
     model.close()
     model.workers.close()
     return {"gpus": gpus, "global_batch": conf.batch, "step_ms": seconds * 1e3,
-            "samples_per_s": conf.batch / seconds, "loss": loss}
+            "samples_per_s": conf.batch / seconds, "loss": loss, "phases_ms": phases}
+
+
+def time_phases(model, batches, lr, args, steps: int = 10) -> dict:
+    """ms per step of each phase of this process's (first) worker, on its device stream; "host step" is
+    the Python time of one train_step call (launches, syncs)."""
+    from hugectr_core import backend  # noqa: PLC0415
+
+    rt = model.runtime
+    clock = dlrm.Clock(rt.xp, not backend.is_numpy(rt.xp))
+    timer = dlrm.PhaseTimer(clock)
+    net = rt.networks["train"]
+    for obj, attr, name, host in ((rt, "_embed", "embedding forward (with exchange)", False),
+                                  (net, "forward", "dense forward", False), (net, "backward", "dense backward", False),
+                                  (rt.dense, "update", "optimizer", False),
+                                  (rt, "_embedding_backward", "embedding backward (with exchange)", False),
+                                  (rt.comm, "alltoall", "all-to-all (inside the embedding phases)", False),
+                                  (rt.comm, "reduce_scatter_sum", "reduce-scatter (inside embedding forward)", False),
+                                  (rt.comm, "allgather", "all-gather (inside embedding backward)", False),
+                                  (rt.comm, "allreduce_sum", "all-reduce (gradients, loss)", False),
+                                  (rt, "train_step", "host time of train_step", True)):
+        timer.wrap(obj, attr, name, host)
+    try:
+        for i in range(steps):
+            model._each(lambda worker, b=batches[i % 2]: worker.train_step(b, lr))
+    finally:
+        timer.restore()
+    return timer.ms_per_step(steps)
 
 
 def main_mpi(args) -> dict:
@@ -82,6 +111,8 @@ def main_mpi(args) -> dict:
     if rank == 0:
         print(f"MPI, {size} process(es), one GPU each: {row['samples_per_s'] / 1e6:.3f} M samples/s, "
               f"step {row['step_ms']:.1f} ms, global batch {row['global_batch']}", flush=True)
+        for name, ms in (row["phases_ms"] or {}).items():
+            print(f"  {name:45} {ms:8.3f} ms/step", flush=True)
         if args.json:
             with open(args.json, "w") as f:
                 json.dump(row, f, indent=1)

@@ -47,18 +47,27 @@ def test_gpu_reaches_the_cpu_auc(name, tmp_path):
     assert model.runtime.xp.__name__ == "cupy"
 
 
-@pytest.mark.gpu
-@pytest.mark.parametrize("flags, tolerance", [({"use_mixed_precision": True, "scaler": 1024.0}, 0.003),
-                                              # TF32 rounds every GEMM input to 10 mantissa bits: after 384
-                                              # steps the trajectory drifts like a reseeded run (H100:
-                                              # fp32 0.7345, TF32 0.7308 on 2026-11-27)
-                                              ({"enable_tf32_compute": True}, 0.005)])
-def test_dlrm_mixed_precision_and_tf32_reach_the_fp32_auc(flags, tolerance, tmp_path):
-    E.generate_dlrm(str(tmp_path))
-    results = {}
-    for name, extra in (("fp32", {}), ("fast", flags)):
-        model = E.build_dlrm(str(tmp_path), "gpu", **extra)
+SEEDS = (2026, 7, 99)  # one run's AUC moves by a few 1e-3 with the seed; the mean over three does not
+
+
+def mean_dlrm_auc(data_dir, device, extra) -> float:
+    aucs = []
+    for seed in SEEDS:
+        model = E.build_dlrm(str(data_dir), device, **extra)
+        model.solver.seed = seed
         model.compile()
-        results[name] = model.fit(max_iter=E.DLRM["iters"], display=0, eval_interval=E.DLRM["iters"], snapshot=0)["AUC"]
-    print(f"DLRM AUC fp32 {results['fp32']:.4f}, {flags}: {results['fast']:.4f}")
-    assert abs(results["fast"] - results["fp32"]) <= tolerance
+        aucs.append(model.fit(max_iter=E.DLRM["iters"], display=0, eval_interval=E.DLRM["iters"], snapshot=0)["AUC"])
+    return float(np.mean(aucs))
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("flags", [{"use_mixed_precision": True, "scaler": 1024.0}, {"enable_tf32_compute": True}],
+                         ids=["mixed", "tf32"])
+def test_fast_precisions_reach_the_numpy_fp32_auc(flags, tmp_path):
+    """Issue 7: speed is never bought with wrong numerics. The same steps on the same learnable data
+    reach the fp32 NumPy reference's AUC within 0.003 (mean of three seeds each)."""
+    E.generate_dlrm(str(tmp_path))
+    reference = mean_dlrm_auc(tmp_path, "cpu", {})
+    fast = mean_dlrm_auc(tmp_path, "gpu", flags)
+    print(f"DLRM AUC, mean of seeds {SEEDS}: NumPy fp32 {reference:.4f}, GPU {flags}: {fast:.4f}")
+    assert abs(fast - reference) <= 0.003
