@@ -287,7 +287,7 @@ class Runtime:
         loss = self._regularize(loss, ctx)
         if self.comm.size > 1:
             self.comm.allreduce_sum(self.dense.grads32)  # the one all-reduce of the flat gradient buffer
-            loss = self._mean_over_workers(loss)
+            loss = self._mean_over_workers(loss, ctx)
         if not self.dense_frozen:
             self.dense.update(lr, self.step, ctx.scaler)
         self._embedding_backward(net, ctx, lr)
@@ -327,14 +327,17 @@ class Runtime:
         if self.comm.size > 1:  # every worker returns the metrics input of the whole global batch
             parts = self.comm.allgather_object((pred, label, loss))
             pred, label = (np.concatenate([p[i] for p in parts]) for i in (0, 1))
-            loss = float(np.mean([p[2] for p in parts]))
+            loss = float(sum(p[2] * len(p[0]) for p in parts) / max(len(pred), 1))
         return pred, label, loss
 
-    def _mean_over_workers(self, loss):
-        """The displayed loss: the mean over workers of each worker's mean (HugeCTR's definition)."""
-        total = self.xp.asarray(loss, dtype=self.xp.float32).reshape(1)
+    def _mean_over_workers(self, loss, ctx):
+        """The displayed loss over the global batch: each worker's mean weighted by its valid rows (for
+        full batches the mean over workers, as HugeCTR shows it; for a short last batch still the
+        one-device value)."""
+        weight = ctx.current_batchsize / max(ctx.global_batchsize, 1)
+        total = (self.xp.asarray(loss, dtype=self.xp.float32) * weight).reshape(1)
         self.comm.allreduce_sum(total)
-        return total.reshape(()) / self.comm.size
+        return total.reshape(())
 
     def memory_bytes(self) -> dict:
         out = dict(self.memory.bytes_by_pool())
