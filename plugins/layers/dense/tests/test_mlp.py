@@ -30,14 +30,16 @@ def test_param_specs_follow_biases_list():
 
 
 def test_workspace_specs_depend_on_batch():
+    # every stage ReLU + bias: fused backward, partial sums for the widest stage (one row block at M=8)
     names_shapes = {w.name: w.shape for w in mlp().workspace_specs([(8, 3)])}
     assert names_shapes == {"out0": (8, 6), "out1": (8, 5), "grad0": (8, 6), "grad1": (8, 5), "grad2": (8, 4),
-                            "ones": (8,)}
+                            "bias_partials": (6,)}
     no_last_relu = mlp(activations=["Relu", "Relu", "None"]).workspace_specs([(16, 3)])
     assert {w.name: w.shape for w in no_last_relu} == {"out0": (16, 6), "out1": (16, 5),
-                                                      "grad0": (16, 6), "grad1": (16, 5), "ones": (16,)}
+                                                      "grad0": (16, 6), "grad1": (16, 5), "ones": (16,),
+                                                      "bias_partials": (6,)}
     no_bias = mlp(use_bias=False).workspace_specs([(16, 3)])
-    assert "ones" not in {w.name for w in no_bias}
+    assert not {"ones", "bias_partials"} & {w.name for w in no_bias}
 
 
 def test_forward_default_is_relu_everywhere():

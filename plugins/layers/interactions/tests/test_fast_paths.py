@@ -1,7 +1,8 @@
-"""The batched-GEMM Interaction and warp-per-row MultiCross paths (issue 7).
+"""The Interaction path without T = [mlp; emb] and the warp-per-row MultiCross paths (issue 7).
 
-CPU tests check the NumPy building blocks and the cuBLAS argument mapping (emulated in column-major
-NumPy); GPU tests (marked ``gpu``) compare every new kernel and the composed CuPy path with its twin.
+CPU tests check the NumPy building blocks, the cuBLAS argument mapping (emulated in column-major
+NumPy) and the Interaction kernels' index arithmetic (ported line by line to Python); GPU tests
+(marked ``gpu``) compare every kernel and the composed CuPy path with its twin.
 """
 import numpy as np
 import pytest
@@ -55,9 +56,77 @@ def test_gemm_arguments_reject_mismatched_shapes():
         kernels.gemm_strided_batched_args((2, 3, 4), (2, 5, 6), (2, 3, 6))
 
 
-def test_cupy_composition_on_numpy_stand_ins(monkeypatch):
-    """kernels.interaction_fwd/bwd (workspace split of Z, beta=1 for the mlp pass-through) with every
-    kernel replaced by its twin and cuBLAS by the column-major emulation above."""
+# -- the CUDA kernels' index arithmetic, ported line by line to Python ---------------------------------
+def _grid(n_threads, block):
+    return max(1, min((int(n_threads) + block - 1) // block, 65535 * 8))  # as KernelModule.launch
+
+
+def emulate_interaction_gather(grid, block, shared_mem, mlp_bd, emb_bfd, z_bff, out_bo, batch, num_f, d):
+    """kernels.cu interaction_gather: one warp per sample, lanes strided over d and over a pair row."""
+    mlp, emb, z, out = (a.reshape(-1) for a in (mlp_bd, emb_bfd, z_bff, out_bo))
+    assert shared_mem == 0 and block % 32 == 0
+    width = d + num_f * (num_f + 1) // 2 + 1
+    warps = grid * block // 32
+    for warp in range(warps):
+        for b in range(warp, batch, warps):
+            m, o = b * d, b * width
+            for lane in range(32):
+                for e in range(lane, d, 32):
+                    out[o + e] = mlp[m + e]
+            for i in range(1, num_f + 1):
+                emb_row = (b * num_f + (i - 1)) * d
+                dot = sum(sum(mlp[m + e] * emb[emb_row + e] for e in range(lane, d, 32)) for lane in range(32))
+                row, z_row = o + d + i * (i - 1) // 2, (b * num_f + (i - 1)) * num_f
+                for lane in range(32):
+                    for j in range(lane, i, 32):
+                        out[row + j] = dot if j == 0 else z[z_row + j - 1]
+            out[o + width - 1] = 0
+
+
+def emulate_interaction_bwd(grid, block, shared_mem, mlp_bd, emb_bfd, grad_out_bo, grad_mlp_bd, grad_emb_bfd,
+                            batch, num_f, d):
+    """kernels.cu interaction_bwd: one block per sample, S (V x VP, shared memory) then 4 rows per pass."""
+    mlp, emb, g, grad_mlp, grad_emb = (a.reshape(-1) for a in (mlp_bd, emb_bfd, grad_out_bo, grad_mlp_bd,
+                                                               grad_emb_bfd))
+    vectors = num_f + 1
+    padded = (vectors + 3) & ~3
+    assert shared_mem == vectors * padded * mlp.itemsize and block % 32 == 0
+    width = d + num_f * vectors // 2 + 1
+    for blk in range(grid):
+        for b in range(blk, batch, grid):
+            s = np.full(shared_mem // mlp.itemsize, np.nan)
+            for k in range(vectors * padded):
+                r, c = divmod(k, padded)
+                value = 0.0
+                if c < vectors and r != c:
+                    hi, lo = max(r, c), min(r, c)
+                    value = g[b * width + d + hi * (hi - 1) // 2 + lo]
+                s[k] = value
+            for tid in range(block):
+                for e in range(tid, d, block):
+                    for r0 in range(0, vectors, 4):
+                        acc = [0.0] * 4
+                        for j in range(vectors):
+                            t = mlp[b * d + e] if j == 0 else emb[b * num_f * d + (j - 1) * d + e]
+                            for q in range(4):
+                                acc[q] += s[j * padded + r0 + q] * t
+                        for q in range(4):
+                            r = r0 + q
+                            if r == 0:
+                                grad_mlp[b * d + e] = g[b * width + e] + acc[q]
+                            elif r < vectors:
+                                grad_emb[(b * num_f + (r - 1)) * d + e] = acc[q]
+
+
+EMULATED = {"interaction_gather": emulate_interaction_gather, "interaction_bwd": emulate_interaction_bwd}
+
+
+@pytest.mark.parametrize("one_block", [False, True])
+@pytest.mark.parametrize("batch,num_f,d", [(2, 3, 4), (3, 1, 5), (2, 6, 37), (1, 2, 300), (2, 4, 64)])
+def test_cupy_composition_on_numpy_stand_ins(monkeypatch, one_block, batch, num_f, d):
+    """kernels.interaction_fwd/bwd as on the GPU, with cuBLAS replaced by the column-major emulation
+    above and KERNELS.launch by line-by-line Python ports of the CUDA kernels (``one_block`` forces a
+    grid of one block: every grid-stride loop must still cover the batch). No [mlp; emb] is built."""
     import sys
     import types
 
@@ -65,28 +134,43 @@ def test_cupy_composition_on_numpy_stand_ins(monkeypatch):
         args = kernels.gemm_strided_batched_args(a.shape, b.shape, out.shape, trans_b)
         cublas_gemm_strided_batched(args, b, a, out, beta)
 
+    def emulated_launch(name, dtypes, n_threads, args, block=256, shared_mem=0):
+        grid = 1 if one_block else _grid(n_threads, block)
+        EMULATED[name](grid, block, shared_mem, *args[:-3], *(int(x) for x in args[-3:]))
+
     fake_cupy = types.SimpleNamespace(empty=np.empty, ascontiguousarray=np.ascontiguousarray)
     monkeypatch.setitem(sys.modules, "cupy", fake_cupy)
-    for name in ("interaction_stack", "interaction_gather", "interaction_bwd_prepare"):
-        monkeypatch.setattr(kernels, name, getattr(reference, name))
     monkeypatch.setattr(kernels, "batched_gemm", emulated_gemm)
-    batch, num_f, d = 2, 3, 4
-    vectors, width = num_f + 1, d + num_f * (num_f + 1) // 2 + 1
+    monkeypatch.setattr(kernels.KERNELS, "launch", emulated_launch)
+    width = d + num_f * (num_f + 1) // 2 + 1
     mlp, emb = RNG.standard_normal((batch, d)), RNG.standard_normal((batch, num_f, d))
     g = RNG.standard_normal((batch, width))
     expected = [np.empty((batch, width)), np.empty_like(mlp), np.empty_like(emb)]
     reference.interaction_fwd(mlp, emb, expected[0])
     reference.interaction_bwd(mlp, emb, g, expected[1], expected[2])
-    t, z = np.full((batch, vectors, d), np.nan), np.full((batch, vectors, vectors), np.nan)
+    z_ee = np.full((batch, num_f, num_f), np.nan)
     got = [np.full_like(e, np.nan) for e in expected]
-    kernels.interaction_fwd(mlp, emb, got[0], t, z)
-    kernels.interaction_bwd(mlp, emb, g, got[1], got[2], t, z)
+    kernels.interaction_fwd(mlp, emb, got[0], z_ee)
+    kernels.interaction_bwd(mlp, emb, g, got[1], got[2])
     for e, o in zip(expected, got):
         np.testing.assert_allclose(o, e, rtol=1e-12, atol=1e-12)
-    got_fresh = [np.full_like(e, np.nan) for e in expected[1:]]
-    kernels.interaction_bwd(mlp, emb, g, *got_fresh)  # no workspaces: T rebuilt, scratch allocated
-    np.testing.assert_allclose(got_fresh[0], expected[1], rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(got_fresh[1], expected[2], rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(z_ee, emb @ emb.transpose(0, 2, 1), rtol=1e-12, atol=1e-12)
+    fresh = np.full_like(expected[0], np.nan)
+    kernels.interaction_fwd(mlp, emb, fresh)  # no workspace: Z_ee allocated
+    np.testing.assert_allclose(fresh, expected[0], rtol=1e-12, atol=1e-12)
+
+
+def test_bwd_launch_config_and_shared_memory_limit():
+    threads, block, shared = kernels.interaction_bwd_launch_config(65536, 26, 128, np.float32)
+    assert (threads, block, shared) == (65536 * 128, 128, 27 * 28 * 4)
+    assert kernels.interaction_bwd_launch_config(5, 1, 3, np.float16)[1:] == (32, 2 * 4 * 4)
+    assert kernels.interaction_bwd_launch_config(5, 26, 1000, np.float64)[1:] == (256, 27 * 28 * 8)
+    kernels.interaction_bwd_launch_config(8, 108, 16, np.float32)  # 109 vectors: 109*112*4 bytes fit
+    kernels.interaction_bwd_launch_config(8, 75, 16, np.float64)  # 76*76*8 bytes fit
+    with pytest.raises(BackendError, match="at most 108 embedding vectors"):
+        kernels.interaction_bwd_launch_config(8, 109, 16, np.float32)
+    with pytest.raises(BackendError, match="shared memory"):
+        kernels.interaction_bwd_launch_config(8, 76, 16, np.float64)
 
 
 # -- NumPy building blocks ------------------------------------------------------------------------------
@@ -98,27 +182,49 @@ def test_reference_batched_gemm_and_beta():
     np.testing.assert_allclose(out, expected, rtol=1e-12)
 
 
-def test_bwd_prepare_is_symmetric_with_zero_diagonal():
-    batch, num_f, d = 3, 4, 2
-    vectors = num_f + 1
-    width = d + num_f * vectors // 2 + 1
-    g = RNG.standard_normal((batch, width))
-    dz_mlp, dz_emb = np.full((batch, 1, vectors), np.nan), np.full((batch, num_f, vectors), np.nan)
-    grad_mlp = np.full((batch, d), np.nan)
-    reference.interaction_bwd_prepare(g, dz_mlp, dz_emb, grad_mlp)
-    dz = np.concatenate([dz_mlp, dz_emb], axis=1)
-    np.testing.assert_array_equal(dz, dz.transpose(0, 2, 1))
-    assert np.all(np.diagonal(dz, axis1=1, axis2=2) == 0)
-    np.testing.assert_array_equal(dz[:, 2, 1], g[:, d + 2])  # pair (2, 1) is the third pair column
-    np.testing.assert_array_equal(grad_mlp, g[:, :d])
+def stacked_interaction(mlp, emb, g):
+    """The textbook form with T = [mlp; emb] built: out from Z = T·Tᵀ, dT = (G + Gᵀ)·T."""
+    d = mlp.shape[1]
+    t = np.concatenate([mlp[:, None, :], emb], axis=1)
+    rows, cols = np.tril_indices(t.shape[1], -1)
+    out = np.concatenate([mlp, (t @ t.transpose(0, 2, 1))[:, rows, cols], np.zeros((len(mlp), 1))], axis=1)
+    dz = np.zeros((len(mlp), t.shape[1], t.shape[1]))
+    dz[:, rows, cols] = g[:, d:-1]
+    dz = dz + dz.transpose(0, 2, 1)
+    dt = dz @ t
+    return out, dt[:, 0] + g[:, :d], dt[:, 1:]
+
+
+@pytest.mark.parametrize("batch,num_f,d", [(3, 4, 2), (2, 1, 5), (4, 26, 8)])
+def test_reference_without_t_equals_stacked_form(batch, num_f, d):
+    mlp, emb = RNG.standard_normal((batch, d)), RNG.standard_normal((batch, num_f, d))
+    g = RNG.standard_normal((batch, d + num_f * (num_f + 1) // 2 + 1))
+    want = stacked_interaction(mlp, emb, g)
+    out, grad_mlp, grad_emb = np.full_like(want[0], np.nan), np.full_like(mlp, np.nan), np.full_like(emb, np.nan)
+    reference.interaction_fwd(mlp, emb, out)
+    reference.interaction_bwd(mlp, emb, g, grad_mlp, grad_emb)
+    for got, expected in zip((out, grad_mlp, grad_emb), want):
+        np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
+
+
+def test_reference_gather_reads_z_ee_and_computes_mlp_dots():
+    batch, num_f, d = 2, 3, 4
+    mlp, emb = RNG.standard_normal((batch, d)), RNG.standard_normal((batch, num_f, d))
+    z_ee = RNG.standard_normal((batch, num_f, num_f))  # not emb·embᵀ: the gather must copy it as given
+    out = np.full((batch, d + 6 + 1), np.nan)
+    reference.interaction_gather(mlp, emb, z_ee, out)
+    dots = np.einsum("bfd,bd->bf", emb, mlp)
+    # pairs row-major: (1,0) (2,0) (2,1) (3,0) (3,1) (3,2)
+    want = np.stack([dots[:, 0], dots[:, 1], z_ee[:, 1, 0], dots[:, 2], z_ee[:, 2, 0], z_ee[:, 2, 1]], axis=1)
+    np.testing.assert_allclose(out[:, d:-1], want, rtol=1e-12)
+    np.testing.assert_array_equal(out[:, :d], mlp)
+    assert np.all(out[:, -1] == 0)
 
 
 def test_interaction_layer_declares_its_workspace():
     layer = make_layer("Interaction", ["mlp", "emb"], ["y"])
     specs = {s.name: s.shape for s in layer.workspace_specs([(8, 16), (8, 26, 16)])}
-    assert specs == {"t": (8, 27, 16), "z": (8, 27, 27)}
-    # dZ's mlp row and embedding rows together fill Z exactly (kernels.interaction_bwd splits it)
-    assert 8 * 27 + 8 * 26 * 27 == int(np.prod(specs["z"]))
+    assert specs == {"z_ee": (8, 26, 26)}  # no T = [mlp; emb] (B, F+1, d) any more
 
 
 def test_multicross_v1_bias_gradient_is_column_sum():
@@ -163,33 +269,40 @@ def test_batched_gemm_twin(dtype, trans_b, shape):
 
 @pytest.mark.gpu
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("batch,num_f,d", [(37, 26, 128), (5, 1, 3), (3, 40, 130), (2, 26, 16)])
-def test_interaction_block_twins(dtype, batch, num_f, d):
-    vectors = num_f + 1
-    width = d + num_f * vectors // 2 + 1
+@pytest.mark.parametrize("batch,num_f,d", [(37, 26, 128), (5, 1, 3), (3, 40, 130), (2, 26, 16), (4, 5, 300)])
+def test_interaction_kernel_twins(dtype, batch, num_f, d):
+    """interaction_gather (Z_ee columns copied bit for bit, mlp·emb dots by the warp) and the one-kernel
+    backward against their NumPy twins."""
+    import cupy
+
+    width = d + num_f * (num_f + 1) // 2 + 1
     mlp = RNG.standard_normal((batch, d)).astype(dtype)
     emb = RNG.standard_normal((batch, num_f, d)).astype(dtype)
-    z = RNG.standard_normal((batch, vectors, vectors)).astype(dtype)
+    z_ee = RNG.standard_normal((batch, num_f, num_f)).astype(dtype)
     g = RNG.standard_normal((batch, width)).astype(dtype)
-    exact = {"rtol": 0, "atol": 0}  # copies only
-    assert_twins(returning(reference.interaction_stack, 1), returning(kernels.interaction_stack, 1),
-                 mlp, emb, np.full((batch, vectors, d), np.nan, dtype), **exact)
+    t = dict(tol(dtype))
+    t["atol"] *= np.sqrt(max(d, num_f + 1))
     assert_twins(returning(reference.interaction_gather, 1), returning(kernels.interaction_gather, 1),
-                 mlp, z, np.full((batch, width), np.nan, dtype), **exact)
-    assert_twins(returning(reference.interaction_bwd_prepare, 3), returning(kernels.interaction_bwd_prepare, 3),
-                 g, np.full((batch, 1, vectors), np.nan, dtype), np.full((batch, num_f, vectors), np.nan, dtype),
-                 np.full((batch, d), np.nan, dtype), **exact)
+                 mlp, emb, z_ee, np.full((batch, width), np.nan, dtype), **t)
+    out = cupy.full((batch, width), np.nan, dtype)
+    kernels.interaction_gather(cupy.asarray(mlp), cupy.asarray(emb), cupy.asarray(z_ee), out)
+    rows, cols = np.tril_indices(num_f + 1, -1)
+    copied = cols > 0  # pairs between two embedding vectors: plain copies of Z_ee
+    np.testing.assert_array_equal(cupy.asnumpy(out)[:, d:-1][:, copied], z_ee[:, rows[copied] - 1, cols[copied] - 1])
+    np.testing.assert_array_equal(cupy.asnumpy(out)[:, :d], mlp)
+    assert np.all(cupy.asnumpy(out)[:, -1] == 0)
+    assert_twins(returning(reference.interaction_bwd, 2), returning(kernels.interaction_bwd, 2),
+                 mlp, emb, g, np.full_like(mlp, np.nan), np.full_like(emb, np.nan), **t)
 
 
 @pytest.mark.gpu
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("batch,num_f,d", [(64, 26, 128), (33, 3, 8)])
 def test_interaction_fast_path_with_workspaces(dtype, batch, num_f, d):
-    """The composed CuPy path, run on the layer's workspaces (backward reuses forward's T)."""
+    """The composed CuPy path on the layer's only workspace, Z_ee (B, F, F)."""
     import cupy
 
-    vectors = num_f + 1
-    width = d + num_f * vectors // 2 + 1
+    width = d + num_f * (num_f + 1) // 2 + 1
     mlp = (RNG.standard_normal((batch, d)) * 0.3).astype(dtype)
     emb = (RNG.standard_normal((batch, num_f, d)) * 0.3).astype(dtype)
     g = RNG.standard_normal((batch, width)).astype(dtype)
@@ -197,12 +310,11 @@ def test_interaction_fast_path_with_workspaces(dtype, batch, num_f, d):
     reference.interaction_fwd(mlp, emb, out)
     reference.interaction_bwd(mlp, emb, g, gm, ge)
     d_mlp, d_emb, d_g = cupy.asarray(mlp), cupy.asarray(emb), cupy.asarray(g)
-    t = cupy.full((batch, vectors, d), np.nan, dtype)
-    z = cupy.full((batch, vectors, vectors), np.nan, dtype)
+    z_ee = cupy.full((batch, num_f, num_f), np.nan, dtype)
     d_out = cupy.full((batch, width), np.nan, dtype)
     d_gm, d_ge = cupy.full(mlp.shape, np.nan, dtype), cupy.full(emb.shape, np.nan, dtype)
-    kernels.interaction_fwd(d_mlp, d_emb, d_out, t, z)
-    kernels.interaction_bwd(d_mlp, d_emb, d_g, d_gm, d_ge, t, z)
+    kernels.interaction_fwd(d_mlp, d_emb, d_out, z_ee)
+    kernels.interaction_bwd(d_mlp, d_emb, d_g, d_gm, d_ge)
     tt = dict(tol(dtype))
     tt["atol"] *= np.sqrt(d)
     for name, host, dev in (("out", out, d_out), ("grad_mlp", gm, d_gm), ("grad_emb", ge, d_ge)):
@@ -211,19 +323,19 @@ def test_interaction_fast_path_with_workspaces(dtype, batch, num_f, d):
 
 @pytest.mark.gpu
 def test_interaction_step_allocates_nothing():
-    """With workspaces given, forward + backward take no memory from CuPy's pool."""
+    """With the Z_ee workspace given, forward + backward take no memory from CuPy's pool."""
     import cupy
 
     batch, num_f, d = 256, 26, 128
-    vectors, width = num_f + 1, d + num_f * (num_f + 1) // 2 + 1
+    width = d + num_f * (num_f + 1) // 2 + 1
     arrays = [cupy.asarray(RNG.standard_normal(s).astype(np.float32)) for s in
               [(batch, d), (batch, num_f, d), (batch, width), (batch, width), (batch, d), (batch, num_f, d),
-               (batch, vectors, d), (batch, vectors, vectors)]]
-    mlp, emb, out, g, gm, ge, t, z = arrays
+               (batch, num_f, num_f)]]
+    mlp, emb, out, g, gm, ge, z_ee = arrays
 
     def step():
-        kernels.interaction_fwd(mlp, emb, out, t, z)
-        kernels.interaction_bwd(mlp, emb, g, gm, ge, t, z)
+        kernels.interaction_fwd(mlp, emb, out, z_ee)
+        kernels.interaction_bwd(mlp, emb, g, gm, ge)
 
     step()  # compiles the kernels
     cupy.cuda.Device().synchronize()

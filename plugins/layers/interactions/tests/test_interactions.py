@@ -143,6 +143,6 @@ def test_kernels_cu_is_package_data():
     cu = importlib.resources.files("hugectr_layers_interactions").joinpath("kernels.cu")
     assert cu.is_file()
     text = cu.read_text()
-    for name in ("interaction_stack", "interaction_gather", "interaction_bwd_prepare", "multicross_fwd_layer",
+    for name in ("interaction_gather", "interaction_bwd", "multicross_fwd_layer",
                  "multicross_bwd_layer", "multicross_v2_fwd_elem", "multicross_v2_bwd_elem"):
         assert f"__global__ void {name}(" in text

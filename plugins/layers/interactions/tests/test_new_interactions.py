@@ -132,7 +132,7 @@ def test_float16_close_to_float64(type_name, args, shapes):
 def test_kernels_cu_has_every_twin():
     text = importlib.resources.files("hugectr_layers_interactions").joinpath("kernels.cu").read_text()
     for name in ("fm_order2_fwd", "fm_order2_bwd", "weight_multiply_fwd", "weight_multiply_bwd_x",
-                 "weight_multiply_bwd_w", "interaction_stack", "interaction_gather",
-                 "interaction_bwd_prepare", "multicross_fwd_layer"):
+                 "weight_multiply_bwd_w", "interaction_gather", "interaction_bwd",
+                 "multicross_fwd_layer"):
         assert f"__global__ void {name}(" in text and hasattr(reference, name)
     assert "acc_t<T>" in text and "HCTR_GRID_STRIDE_LOOP" in text

@@ -75,9 +75,10 @@ class InnerProduct(Layer):
     def backward(self, ctx, bottoms, tops, top_grads, bottom_grads, params, param_grads, ws):
         xp, x, weight = ctx.xp, bottoms[0], params[0]
         x_mk, dy_mn = rows(x, x.shape[-1]), rows(top_grads[0], self.num_output)
-        xp.matmul(x_mk.T, dy_mn, out=param_grads[0])
+        ops = ops_for(xp)
+        ops.weight_grad(x_mk, dy_mn, param_grads[0])  # cuBLAS reads x transposed in place
         ones = ws["ones"]
         ones.fill(1)  # M writes: cheaper than tracking whether this buffer was filled already
-        ops_for(xp).bias_grad(dy_mn, param_grads[1], ones)
+        ops.bias_grad(dy_mn, param_grads[1], ones)
         if bottom_grads[0] is not None:
             xp.matmul(dy_mn, weight.T, out=rows(bottom_grads[0], x.shape[-1]))

@@ -15,6 +15,14 @@
 //                    each column is summed by the lanes of one block, then reduced in shared
 //                    memory, so the result is deterministic. kernels.py uses it for narrow
 //                    outputs (n < 32) only; wider bias gradients are a GEMM ones(1, m) @ dy.
+//   relu_bias_bwd<T>: fused backward of relu(x @ W + b), for stages with both ReLU and bias.
+//                    blockDim.x must be exactly 256, `cols` as for bias_grad; grid.y = P row blocks,
+//                    block y covering rows [y * rows_per_block, (y + 1) * rows_per_block) (the launcher
+//                    makes P * rows_per_block >= m); grid.x any size (grid-stride over column tiles).
+//                    Writes dx = dy * (y > 0) and, per row block, one row of column sums of dx into
+//                    partials_pn (P, n), acc_t<T>. No atomics: deterministic.
+//   bias_partials_sum<T>: 1D grid-stride over the n columns; db[c] = sum over the P partial rows,
+//                    in a fixed order (deterministic). Second level of the fused bias gradient.
 
 template <typename T>
 __global__ void bias_act_fwd(T* y_mn, const T* bias_n, int has_bias, int relu, long long m, long long n) {
@@ -82,5 +90,71 @@ __global__ void bias_grad(const T* dy_mn, T* db_n, long long m, long long n, int
         case 8: bias_grad_tiles<T, 8>(dy_mn, db_n, m, n); break;
         case 16: bias_grad_tiles<T, 16>(dy_mn, db_n, m, n); break;
         default: bias_grad_tiles<T, 32>(dy_mn, db_n, m, n); break;
+    }
+}
+
+// Fused ReLU backward + first level of the bias gradient. Same tile layout as bias_grad_tiles
+// (COLS adjacent columns, 256/COLS row lanes, so a warp reads 32 adjacent elements of a row), but
+// each block only walks its own slice of rows and writes its column sums to partials_pn[blockIdx.y].
+// dx may alias dy: every element is read and then written by the same thread.
+template <typename T, int COLS>
+__device__ void relu_bias_bwd_tiles(const T* dy_mn, const T* y_mn, T* dx_mn, acc_t<T>* partials_pn,
+                                    long long m, long long n, long long rows_per_block) {
+    using A = acc_t<T>;
+    constexpr int kLanes = 256 / COLS;  // blockDim.x == 256
+    __shared__ A partial[256];
+    const int col_in_tile = threadIdx.x % COLS;
+    const int lane = threadIdx.x / COLS;
+    const long long row_begin = (long long)blockIdx.y * rows_per_block;
+    const long long row_stop = row_begin + rows_per_block;
+    const long long row_end = row_stop < m ? row_stop : m;
+    const long long tiles = (n + COLS - 1) / COLS;
+    // The tile loop depends only on blockIdx, so every thread of a block reaches each barrier.
+    for (long long tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
+        const long long col = tile * COLS + col_in_tile;
+        A acc = A(0);
+        if (col < n) {
+            for (long long r = row_begin + lane; r < row_end; r += kLanes) {
+                const long long i = r * n + col;
+                const A g = hctr_load(y_mn, i) > A(0) ? hctr_load(dy_mn, i) : A(0);
+                hctr_store(dx_mn, i, g);
+                acc += g;  // g is exactly the stored value: dy is T, so the cast back is exact
+            }
+        }
+        partial[threadIdx.x] = acc;
+        __syncthreads();
+        if (lane == 0 && col < n) {
+            A sum = A(0);
+            for (int l = 0; l < kLanes; ++l) {
+                sum += partial[l * COLS + col_in_tile];
+            }
+            partials_pn[(long long)blockIdx.y * n + col] = sum;
+        }
+        __syncthreads();
+    }
+}
+
+template <typename T>
+__global__ void relu_bias_bwd(const T* dy_mn, const T* y_mn, T* dx_mn, acc_t<T>* partials_pn,
+                              long long m, long long n, long long rows_per_block, int cols) {
+    switch (cols) {  // uniform across the grid: no divergence
+        case 1: relu_bias_bwd_tiles<T, 1>(dy_mn, y_mn, dx_mn, partials_pn, m, n, rows_per_block); break;
+        case 2: relu_bias_bwd_tiles<T, 2>(dy_mn, y_mn, dx_mn, partials_pn, m, n, rows_per_block); break;
+        case 4: relu_bias_bwd_tiles<T, 4>(dy_mn, y_mn, dx_mn, partials_pn, m, n, rows_per_block); break;
+        case 8: relu_bias_bwd_tiles<T, 8>(dy_mn, y_mn, dx_mn, partials_pn, m, n, rows_per_block); break;
+        case 16: relu_bias_bwd_tiles<T, 16>(dy_mn, y_mn, dx_mn, partials_pn, m, n, rows_per_block); break;
+        default: relu_bias_bwd_tiles<T, 32>(dy_mn, y_mn, dx_mn, partials_pn, m, n, rows_per_block); break;
+    }
+}
+
+// db[c] = sum over p of partials[p, c]; thread c reads column c, so a warp reads adjacent columns.
+template <typename T>
+__global__ void bias_partials_sum(const acc_t<T>* partials_pn, T* db_n, long long p, long long n) {
+    HCTR_GRID_STRIDE_LOOP(c, n) {
+        acc_t<T> sum = acc_t<T>(0);
+        for (long long r = 0; r < p; ++r) {
+            sum += partials_pn[r * n + c];
+        }
+        hctr_store(db_n, c, sum);
     }
 }

@@ -3,10 +3,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from hugectr_core import initializers
 from hugectr_core.contracts.layer import Layer, ParamSpec, WorkspaceSpec
 
-from ._common import activation_name, init_name, leading_rows, ops_for, rows
+from ._common import activation_name, bias_partial_rows, init_name, leading_rows, ops_for, partials_view, rows
 
 
 @dataclass(frozen=True)
@@ -101,13 +103,18 @@ class MLP(Layer):
 
     def workspace_specs(self, bottom_shapes):
         """``out{i}``: hidden outputs kept for backward; ``grad{i}``: gradient w.r.t. stage i's output;
-        ``ones``: M ones for the bias-gradient GEMM ``ones(1, M) @ dy`` (only when a stage has a bias)."""
+        ``ones``: M ones for the bias-gradient GEMM ``ones(1, M) @ dy`` (stages with a bias and no
+        ReLU); ``bias_partials``: float64 words holding the (P, width) per-row-block column sums of
+        the fused ReLU + bias backward (stages with both), sized for the widest such stage."""
         m = leading_rows(bottom_shapes[0])
         specs = [WorkspaceSpec(f"out{i}", (m, s.width)) for i, s in enumerate(self.stages[:-1])]
         specs += [WorkspaceSpec(f"grad{i}", (m, s.width)) for i, s in enumerate(self.stages)
                   if i < len(self.stages) - 1 or s.relu]
-        if any(s.bias for s in self.stages):
+        if any(s.bias and not s.relu for s in self.stages):
             specs.append(WorkspaceSpec("ones", (m,)))
+        fused = [bias_partial_rows(m, s.width) * s.width for s in self.stages if s.bias and s.relu]
+        if fused:
+            specs.append(WorkspaceSpec("bias_partials", (max(fused),), np.float64))
         return specs
 
     def json_params(self) -> dict:
@@ -170,16 +177,28 @@ class MLP(Layer):
             ones.fill(1)  # M writes: cheaper than tracking whether this buffer was filled already
         for i in range(last, -1, -1):
             stage = self.stages[i]
-            if stage.relu:  # mask into our own buffer: top_grads belong to the next layer
-                dy = ops.relu_bwd(dy, outputs[i], ws[f"grad{i}"])
             dweight, dbias = grad_slots[i]
-            xp.matmul(inputs[i].T, dy, out=dweight)
-            if dbias is not None:
+            # ReLU masks into our own buffer: top_grads belong to the next layer
+            if stage.relu and dbias is not None:  # one pass: masked dy and its column sums
+                partials = self._bias_partials(ws, dy, stage.width)
+                dy, _ = ops.relu_bias_bwd(dy, outputs[i], ws[f"grad{i}"], dbias, partials)
+            elif stage.relu:
+                dy = ops.relu_bwd(dy, outputs[i], ws[f"grad{i}"])
+            elif dbias is not None:
                 ops.bias_grad(dy, dbias, ones)
+            ops.weight_grad(inputs[i], dy, dweight)
             if i > 0:
                 dy = xp.matmul(dy, weights[i][0].T, out=ws[f"grad{i - 1}"])
             elif bottom_grads[0] is not None:
                 xp.matmul(dy, weights[0][0].T, out=rows(bottom_grads[0], x.shape[-1]))
+
+    def _bias_partials(self, ws, dy, width: int):
+        """The (P, width) scratch of the fused bias gradient, a view into ``ws["bias_partials"]``."""
+        try:
+            return partials_view(ws["bias_partials"], dy.dtype, dy.shape[0], width)
+        except ValueError as err:
+            raise self.error(f"{err}: the workspaces were planned for another batch shape; "
+                             "recompile the model") from err
 
     def _split_grads(self, param_grads) -> list[tuple]:
         out, pos = [], 0

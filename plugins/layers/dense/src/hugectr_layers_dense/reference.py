@@ -46,3 +46,31 @@ def bias_grad(dy_mn: np.ndarray, out_n: np.ndarray, ones_m=None) -> np.ndarray:
     """
     out_n.reshape(-1)[...] = acc(dy_mn).sum(axis=0)
     return out_n
+
+
+def relu_bias_bwd(dy_mn: np.ndarray, y_mn: np.ndarray, out_mn: np.ndarray, dbias_n: np.ndarray,
+                  partials_pn: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Fused backward of ``relu(x @ W + b)``: ``out = dy`` where ``y > 0`` else 0, and
+    ``dbias[c] = sum_r out[r, c]`` (accumulated in float32 for float16).
+
+    Equals ``relu_bwd`` then ``bias_grad``. ``partials_pn`` is the GPU's (P, n) scratch of per-row-block
+    column sums; the reference needs no scratch and ignores it. ``out`` may alias ``dy``.
+    """
+    relu_bwd(dy_mn, y_mn, out_mn)
+    bias_grad(out_mn, dbias_n)
+    return out_mn, dbias_n
+
+
+def bias_partials_sum(partials_pn: np.ndarray, dbias_n: np.ndarray) -> np.ndarray:
+    """Second level of the fused bias gradient: ``dbias[c] = sum_p partials[p, c]`` (partials are acc_t)."""
+    dbias_n.reshape(-1)[...] = partials_pn.sum(axis=0)
+    return dbias_n
+
+
+def weight_grad(x_mk: np.ndarray, dy_mn: np.ndarray, dw_kn: np.ndarray) -> np.ndarray:
+    """``dW = x^T @ dy`` for row-major ``x`` (m, k) and ``dy`` (m, n), into ``dw`` (k, n).
+
+    On the GPU this is one cuBLAS GEMM reading ``x`` transposed in place (see kernels.gemm_args).
+    """
+    np.matmul(x_mk.T, dy_mn, out=dw_kn)
+    return dw_kn

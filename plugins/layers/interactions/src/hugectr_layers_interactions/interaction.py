@@ -12,8 +12,10 @@ class Interaction(Layer):
     Bottoms: mlp (B, d) and emb (B, F, d). Top: (B, d + F(F+1)/2 + 1) =
     [mlp, strictly-lower triangle of T·Tᵀ in row-major order (row 1..F, col < row), 0].
     HugeCTR's second top exists only in fp16 mixed precision, so exactly one top is accepted.
-    On CuPy the dot products are one batched GEMM each way (Z = T·Tᵀ forward, dT = dZ·T backward)
-    around small gather/scatter kernels; T and Z live in the layer's workspace.
+    On CuPy T is never built: forward is one batched GEMM Z_ee = emb·embᵀ (the layer's workspace)
+    and a gather kernel that also computes the F mlp·emb dot products; backward is one kernel
+    (grad_emb = S_ee·emb + s_me·mlpᵀ, grad_mlp = g[:, :d] + embᵀ·s_me, S the symmetric pair
+    gradients) that reads emb once and needs no workspace.
 
     Example:
         >>> from hugectr_core.testing import make_layer
@@ -45,12 +47,12 @@ class Interaction(Layer):
         return [(mlp[0], mlp[1] + num_f * (num_f + 1) // 2 + 1)]
 
     def workspace_specs(self, bottom_shapes):
-        """T = [mlp; emb] (kept from forward for backward) and Z = T·Tᵀ (reused for dZ in backward)."""
-        (batch, d), num_f = bottom_shapes[0], bottom_shapes[1][1]
-        return [WorkspaceSpec("t", (batch, num_f + 1, d)), WorkspaceSpec("z", (batch, num_f + 1, num_f + 1))]
+        """Z_ee = emb·embᵀ (B, F, F), forward's GEMM output (backward needs no workspace)."""
+        batch, num_f = bottom_shapes[1][:2]
+        return [WorkspaceSpec("z_ee", (batch, num_f, num_f))]
 
     def forward(self, ctx, bottoms, tops, params, ws):
-        ops(ctx.xp).interaction_fwd(bottoms[0], bottoms[1], tops[0], ws.get("t"), ws.get("z"))
+        ops(ctx.xp).interaction_fwd(bottoms[0], bottoms[1], tops[0], ws.get("z_ee"))
 
     def backward(self, ctx, bottoms, tops, top_grads, bottom_grads, params, param_grads, ws):
         xp = ctx.xp
@@ -61,5 +63,4 @@ class Interaction(Layer):
         # (rare: Interaction's inputs normally both come from trainable layers).
         grad_mlp = xp.empty_like(bottoms[0]) if grad_mlp is None else grad_mlp
         grad_emb = xp.empty_like(bottoms[1]) if grad_emb is None else grad_emb
-        # ws["t"] still holds forward's T (the engine runs forward, then backward, on one workspace).
-        ops(xp).interaction_bwd(bottoms[0], bottoms[1], top_grads[0], grad_mlp, grad_emb, ws.get("t"), ws.get("z"))
+        ops(xp).interaction_bwd(bottoms[0], bottoms[1], top_grads[0], grad_mlp, grad_emb)

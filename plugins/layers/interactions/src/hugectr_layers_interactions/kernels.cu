@@ -1,8 +1,8 @@
 // hugectr_layers_interactions: DLRM dot interaction and DCN (MultiCross) cross layers.
 //
-// Axis letters: b batch, f embedding vectors (F of them), v the F+1 vectors of T = [mlp; emb],
-// d vector width, o Interaction output
-// width (d + F(F+1)/2 + 1), n MultiCross width. "_1n" is a (1, n) row, "_b1" a (B, 1) column.
+// Axis letters: b batch, f embedding vectors (F of them), v the V = F+1 vectors [mlp; emb] (never
+// stored as one array), d vector width, o Interaction output width (d + F(F+1)/2 + 1), n MultiCross
+// width. "_1n" is a (1, n) row, "_b1" a (B, 1) column.
 // FmOrder2: s slots (S), d vector width (D). WeightMultiply: s input columns (S), d weight columns (D).
 // The core prelude is prepended: every kernel is a template instantiated for float, double and
 // __half; it loads T, computes in acc_t<T> (float for __half) and stores T.
@@ -10,14 +10,15 @@
 // one writer, so every kernel is deterministic.
 //
 // Launch contracts:
-// * Interaction runs as three launches each way, the dot products being cuBLAS strided-batched GEMMs
-//   (kernels.py: batched_gemm): forward interaction_stack (T = [mlp; emb], B*(F+1)*d threads),
-//   GEMM Z = T*T^T (B, F+1, F+1), interaction_gather (one thread per output element B*o; the pair
-//   column (i, j), 1 <= i <= F, j < i, sits at column d + i*(i-1)/2 + j and reads Z[i][j]);
-//   backward interaction_bwd_prepare (B*((F+1)^2 + d) threads: dZ = G + G^T split into its mlp row
-//   (B, 1, F+1) and embedding rows (B, F, F+1), and the mlp pass-through copy of the output
-//   gradient), then GEMMs grad_mlp = dZ_mlp*T + grad_mlp (beta 1) and grad_emb = dZ_emb*T.
-//   All 1-D grid-stride loops, any grid and block size (launchers: 256 threads).
+// * Interaction forward: cuBLAS strided-batched GEMM Z_ee = emb*emb^T (B, F, F) (kernels.py:
+//   batched_gemm), then interaction_gather: one WARP per sample (grid-stride over samples,
+//   blockDim.x a multiple of 32; launchers: 256 = 8 samples per block). It computes the F
+//   mlp.emb dot products itself and copies the F(F-1)/2 embedding pairs from Z_ee; the pair
+//   column (i, j), 1 <= i <= F, j < i, sits at column d + i*(i-1)/2 + j.
+// * Interaction backward: interaction_bwd alone, one BLOCK per sample (grid-stride over samples,
+//   blockDim.x a multiple of 32; launchers: d rounded up to 32, at most 256), dynamic shared
+//   memory V*VP*sizeof(acc_t<T>) bytes with VP = V rounded up to a multiple of 4 (the symmetric
+//   pair-gradient matrix). No workspace.
 // * multicross_fwd_layer / multicross_bwd_layer: one WARP per sample row (grid-stride over rows,
 //   uniform within a warp), blockDim.x a multiple of 32 (launchers: 256 = 8 rows per block): the
 //   row dot product is a strided loop over n per lane and a shuffle reduction, then the warp
@@ -29,83 +30,115 @@
 
 #define HCTR_WARP 32
 
-// Largest i with i*(i-1)/2 <= p: the row of pair p in the row-major strictly-lower triangle.
-__device__ __forceinline__ int pair_row(long long p) {
-  int i = (int)((1.0f + sqrtf(1.0f + 8.0f * (float)p)) * 0.5f);
-  while (i > 1 && (long long)i * (i - 1) / 2 > p) --i;
-  while ((long long)(i + 1) * i / 2 <= p) ++i;
-  return i;
-}
-
-// T = [mlp; emb_0 .. emb_{F-1}] (B, F+1, d): one thread per element of T.
-template <typename T>
-__global__ void interaction_stack(const T* __restrict__ mlp_bd, const T* __restrict__ emb_bfd,
-                                  T* __restrict__ t_bvd, long long batch, int F, int d) {
-  const long long per_sample = (long long)(F + 1) * d;
-  HCTR_GRID_STRIDE_LOOP(idx, batch * per_sample) {
-    const long long b = idx / per_sample, rem = idx - b * per_sample;
-    // emb[b, v-1, e] sits at (b*F + v-1)*d + e = idx - (b+1)*d for idx = (b*(F+1) + v)*d + e
-    t_bvd[idx] = rem < d ? mlp_bd[b * d + rem] : emb_bfd[idx - (b + 1) * d];
-  }
-}
-
-// out = [mlp, Z[i][j] for pairs i > j row-major, 0]: one thread per output element.
-template <typename T>
-__global__ void interaction_gather(const T* __restrict__ mlp_bd, const T* __restrict__ z_bvv,
-                                   T* __restrict__ out_bo, long long batch, int F, int d) {
-  const int V = F + 1;
-  const long long pairs = (long long)F * V / 2;
-  const long long width = d + pairs + 1;
-  HCTR_GRID_STRIDE_LOOP(idx, batch * width) {
-    const long long b = idx / width, col = idx - b * width;
-    if (col < d) {
-      out_bo[idx] = mlp_bd[b * d + col];
-    } else if (col < d + pairs) {
-      const long long p = col - d;
-      const int i = pair_row(p);
-      const int j = (int)(p - (long long)i * (i - 1) / 2);
-      out_bo[idx] = z_bvv[(b * V + i) * V + j];
-    } else {
-      hctr_store(out_bo, idx, acc_t<T>(0));  // the trailing zero pad
-    }
-  }
-}
-
-// dZ[b][v][m] = g(pair(max(v,m), min(v,m))) for v != m, 0 on the diagonal; row v = 0 goes to
-// dz_mlp (B, 1, V), rows v >= 1 to dz_emb (B, F, V). Threads past V*V per sample copy the
-// pass-through gradient g[b, :d] into grad_mlp (the mlp GEMM then adds dZ_mlp*T with beta = 1).
-template <typename T>
-__global__ void interaction_bwd_prepare(const T* __restrict__ grad_out_bo, T* __restrict__ dz_mlp_b1v,
-                                        T* __restrict__ dz_emb_bfv, T* __restrict__ grad_mlp_bd,
-                                        long long batch, int F, int d) {
-  const int V = F + 1;
-  const long long width = d + (long long)F * V / 2 + 1;
-  const long long per_sample = (long long)V * V + d;
-  HCTR_GRID_STRIDE_LOOP(idx, batch * per_sample) {
-    const long long b = idx / per_sample;
-    const int rem = (int)(idx - b * per_sample);
-    const T* g = grad_out_bo + b * width;
-    if (rem >= V * V) {
-      const int e = rem - V * V;
-      grad_mlp_bd[b * d + e] = g[e];
-      continue;
-    }
-    const int v = rem / V, m = rem - v * V;
-    T* dst = v == 0 ? dz_mlp_b1v + b * V + m : dz_emb_bfv + (b * F + (v - 1)) * (long long)V + m;
-    if (v == m) {
-      hctr_store(dst, 0, acc_t<T>(0));
-    } else {
-      const int hi = v > m ? v : m, lo = v > m ? m : v;
-      *dst = g[d + (long long)hi * (hi - 1) / 2 + lo];
-    }
-  }
-}
-
 // Sum of `value` over the 32 lanes of a warp; every lane gets the result.
 template <typename A>
 __device__ __forceinline__ A warp_sum(A value) {
   for (int offset = HCTR_WARP / 2; offset > 0; offset >>= 1) value += __shfl_xor_sync(0xffffffffu, value, offset);
   return value;
+}
+
+// Interaction forward, one WARP per sample (grid-stride over samples, uniform within a warp):
+// out = [mlp, pairs (i > j over the V = F+1 vectors [mlp; emb], row-major: row 1..F, col < row), 0].
+// Pair (i, 0) is the dot product mlp . emb[i-1], computed here (lanes stride over d, shuffle sum);
+// pair (i, j >= 1) is copied from Z_ee[i-1][j-1] = emb[i-1] . emb[j-1] (cuBLAS GEMM, B x F x F).
+template <typename T>
+__global__ void interaction_gather(const T* __restrict__ mlp_bd, const T* __restrict__ emb_bfd,
+                                   const T* __restrict__ z_bff, T* __restrict__ out_bo, long long batch, int F,
+                                   int d) {
+  const long long width = d + (long long)F * (F + 1) / 2 + 1;
+  const int lane = threadIdx.x % HCTR_WARP;
+  const long long warps = (long long)gridDim.x * blockDim.x / HCTR_WARP;
+  for (long long b = ((long long)blockIdx.x * blockDim.x + threadIdx.x) / HCTR_WARP; b < batch; b += warps) {
+    const T* m = mlp_bd + b * d;
+    T* out = out_bo + b * width;
+    for (int e = lane; e < d; e += HCTR_WARP) out[e] = m[e];
+    for (int i = 1; i <= F; ++i) {
+      const T* emb_row = emb_bfd + (b * F + (i - 1)) * (long long)d;
+      acc_t<T> part = acc_t<T>(0);
+      for (int e = lane; e < d; e += HCTR_WARP) part += hctr_load(m, e) * hctr_load(emb_row, e);
+      const acc_t<T> dot = warp_sum(part);  // every lane gets it
+      T* row = out + d + (long long)i * (i - 1) / 2;
+      const T* z_row = z_bff + (b * F + (i - 1)) * (long long)F;
+      for (int j = lane; j < i; j += HCTR_WARP) {
+        if (j == 0) {
+          hctr_store(row, 0, dot);
+        } else {
+          row[j] = z_row[j - 1];
+        }
+      }
+    }
+    if (lane == 0) hctr_store(out, width - 1, acc_t<T>(0));  // the trailing zero pad
+  }
+}
+
+// 4 consecutive accumulate-type values from 16-byte aligned shared memory (one vector load each).
+__device__ __forceinline__ void load4(const float* p, float& a, float& b, float& c, float& e) {
+  const float4 v = *reinterpret_cast<const float4*>(p);
+  a = v.x; b = v.y; c = v.z; e = v.w;
+}
+__device__ __forceinline__ void load4(const double* p, double& a, double& b, double& c, double& e) {
+  const double2 lo = *reinterpret_cast<const double2*>(p), hi = *reinterpret_cast<const double2*>(p + 2);
+  a = lo.x; b = lo.y; c = hi.x; e = hi.y;
+}
+
+// Interaction backward in one kernel, one BLOCK per sample (grid-stride over samples; blockDim.x a
+// multiple of 32; dynamic shared memory V*VP*sizeof(acc_t<T>), VP = V rounded up to a multiple of 4).
+// With S the symmetric V x V pair-gradient matrix (S[i][j] = S[j][i] = g(pair max(i,j), min(i,j)),
+// zero diagonal and zero padding columns V..VP-1), dT = S*T for T = [mlp; emb] never stored:
+//   grad_mlp[e]    = g[e] + sum_j S[0][j]   T[j][e]   (pass-through + emb^T g_me)
+//   grad_emb[f][e] =        sum_j S[f+1][j] T[j][e]   (S_ee emb + g_me mlp^T)
+// T[j][e] is read straight from mlp (j = 0) or emb (j >= 1). Each thread owns columns e (strided by
+// blockDim.x) and computes 4 rows at a time; S[j][r..r+3] = S[r..r+3][j] by symmetry is one vector
+// load broadcast to the block. Every output element has one writer: no atomics.
+template <typename T>
+__global__ void interaction_bwd(const T* __restrict__ mlp_bd, const T* __restrict__ emb_bfd,
+                                const T* __restrict__ grad_out_bo, T* __restrict__ grad_mlp_bd,
+                                T* __restrict__ grad_emb_bfd, long long batch, int F, int d) {
+  using A = acc_t<T>;
+  extern __shared__ __align__(16) unsigned char interaction_smem[];
+  A* s = reinterpret_cast<A*>(interaction_smem);
+  const int V = F + 1, VP = (V + 3) & ~3;
+  const long long width = d + (long long)F * V / 2 + 1;
+  for (long long b = blockIdx.x; b < batch; b += gridDim.x) {
+    const T* g = grad_out_bo + b * width;
+    __syncthreads();  // the previous sample's S is no longer read
+    for (int k = threadIdx.x; k < V * VP; k += blockDim.x) {
+      const int r = k / VP, c = k - r * VP;
+      A value = A(0);
+      if (c < V && r != c) {
+        const int hi = r > c ? r : c, lo = r > c ? c : r;
+        value = hctr_load(g, d + (long long)hi * (hi - 1) / 2 + lo);
+      }
+      s[k] = value;
+    }
+    __syncthreads();
+    const T* m = mlp_bd + b * d;
+    const T* emb = emb_bfd + b * F * (long long)d;
+    for (int e = threadIdx.x; e < d; e += blockDim.x) {
+      for (int r0 = 0; r0 < V; r0 += 4) {
+        A acc0 = A(0), acc1 = A(0), acc2 = A(0), acc3 = A(0);
+        for (int j = 0; j < V; ++j) {
+          const A t = j == 0 ? hctr_load(m, e) : hctr_load(emb, (long long)(j - 1) * d + e);
+          A s0, s1, s2, s3;
+          load4(s + j * VP + r0, s0, s1, s2, s3);
+          acc0 += s0 * t;
+          acc1 += s1 * t;
+          acc2 += s2 * t;
+          acc3 += s3 * t;
+        }
+        const A acc[4] = {acc0, acc1, acc2, acc3};
+#pragma unroll
+        for (int q = 0; q < 4; ++q) {
+          const int r = r0 + q;
+          if (r == 0) {
+            hctr_store(grad_mlp_bd, b * d + e, hctr_load(g, e) + acc[q]);
+          } else if (r < V) {
+            hctr_store(grad_emb_bfd, (b * F + (r - 1)) * (long long)d + e, acc[q]);
+          }
+        }
+      }
+    }
+  }
 }
 
 // DCN v1 cross layer, one warp per row: dot = x_l . w (kept for backward); out = x0*dot + b + x_l.

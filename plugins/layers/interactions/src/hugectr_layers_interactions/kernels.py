@@ -9,7 +9,7 @@ import numpy as np
 from hugectr_core.errors import BackendError
 from hugectr_core.kernels import KernelModule
 
-_NAMES = ("interaction_stack", "interaction_gather", "interaction_bwd_prepare", "multicross_fwd_layer",
+_NAMES = ("interaction_gather", "interaction_bwd", "multicross_fwd_layer",
           "multicross_bwd_layer", "multicross_v2_fwd_elem", "multicross_v2_bwd_elem", "fm_order2_fwd",
           "fm_order2_bwd", "weight_multiply_fwd", "weight_multiply_bwd_x", "weight_multiply_bwd_w")
 KERNELS = KernelModule("hugectr_layers_interactions",
@@ -88,8 +88,8 @@ def _cublas():
 def batched_gemm(a_bmk, b_bkn, out_bmn, trans_b=False, beta=0.0, allow_tf32=True) -> None:
     """out[i] = a[i] @ op(b[i]) + beta·out[i] with cuBLAS, on C-contiguous operands, no temporaries.
 
-    Unlike ``cupy.matmul`` this never copies a transposed operand (T·Tᵀ reads T in place) and takes
-    ``beta`` (the mlp pass-through gradient is accumulated by the GEMM itself). ``allow_tf32=False``
+    Unlike ``cupy.matmul`` this never copies a transposed operand (emb·embᵀ reads emb in place) and
+    takes ``beta`` (accumulate into ``out``). ``allow_tf32=False``
     keeps exact fp32 products even under enable_tf32_compute (used for bias-gradient column sums).
     """
     import cupy  # noqa: PLC0415
@@ -120,73 +120,63 @@ def batched_gemm(a_bmk, b_bkn, out_bmn, trans_b=False, beta=0.0, allow_tf32=True
 
 
 # -- Interaction ------------------------------------------------------------------------------------
-def interaction_stack(mlp_bd, emb_bfd, t_bvd) -> None:
-    mlp_bd, emb_bfd = _inputs(mlp_bd, emb_bfd)
-    _outputs(t_bvd)
-    (batch, d), num_f = mlp_bd.shape, emb_bfd.shape[1]
-    KERNELS.launch("interaction_stack", mlp_bd.dtype, t_bvd.size,
-                   (mlp_bd, emb_bfd, t_bvd, np.int64(batch), np.int32(num_f), np.int32(d)))
+# Shared memory a block may take without opting in (cudaFuncAttributeMaxDynamicSharedMemorySize).
+_DEFAULT_SHARED_BYTES = 48 * 1024
 
 
-def interaction_gather(mlp_bd, z_bvv, out_bo) -> None:
-    mlp_bd, z_bvv = _inputs(mlp_bd, z_bvv)
+def interaction_gather(mlp_bd, emb_bfd, z_bff, out_bo) -> None:
+    """One warp per sample: [mlp, mlp·emb dots and Z_ee pairs in HugeCTR's order, 0]."""
+    mlp_bd, emb_bfd, z_bff = _inputs(mlp_bd, emb_bfd, z_bff)
     _outputs(out_bo)
-    batch, d = mlp_bd.shape
-    KERNELS.launch("interaction_gather", mlp_bd.dtype, out_bo.size,
-                   (mlp_bd, z_bvv, out_bo, np.int64(batch), np.int32(z_bvv.shape[1] - 1), np.int32(d)))
+    (batch, d), num_f = mlp_bd.shape, emb_bfd.shape[1]
+    KERNELS.launch("interaction_gather", mlp_bd.dtype, batch * WARP,
+                   (mlp_bd, emb_bfd, z_bff, out_bo, np.int64(batch), np.int32(num_f), np.int32(d)))
 
 
-def interaction_bwd_prepare(grad_out_bo, dz_mlp_b1v, dz_emb_bfv, grad_mlp_bd) -> None:
-    (grad_out_bo,) = _inputs(grad_out_bo)
-    _outputs(dz_mlp_b1v, dz_emb_bfv, grad_mlp_bd)
-    batch, d = grad_mlp_bd.shape
-    vectors = dz_emb_bfv.shape[2]
-    KERNELS.launch("interaction_bwd_prepare", grad_out_bo.dtype, batch * (vectors * vectors + d),
-                   (grad_out_bo, dz_mlp_b1v, dz_emb_bfv, grad_mlp_bd, np.int64(batch), np.int32(vectors - 1),
-                    np.int32(d)))
+def interaction_bwd_launch_config(batch, num_f, d, dtype) -> tuple[int, int, int]:
+    """(threads to cover, block size, dynamic shared bytes) of the one-block-per-sample backward.
+
+    A block holds the symmetric (F+1)x(F+1) pair-gradient matrix, rows padded to a multiple of 4
+    (vector loads), in the accumulate type; its threads stride over the d columns.
+    """
+    vectors = num_f + 1
+    padded = (vectors + 3) // 4 * 4
+    acc_bytes = 8 if np.dtype(dtype) == np.float64 else 4  # acc_t: float for __half
+    shared = vectors * padded * acc_bytes
+    if shared > _DEFAULT_SHARED_BYTES:
+        raise BackendError(f"interaction_bwd: {num_f} embedding vectors need {shared} bytes of shared memory "
+                           f"per block (more than {_DEFAULT_SHARED_BYTES}); at most 108 embedding vectors "
+                           "(fp16/fp32) or 75 (fp64) are supported: use fewer embedding slots per Interaction")
+    block = min(256, max(WARP, (d + WARP - 1) // WARP * WARP))
+    return batch * block, block, shared
 
 
-def _scratch(t_bvd, z_bvv, mlp_bd, num_f):
-    """The caller's workspaces, or fresh ones (tests and callers without a compiled model)."""
+def interaction_fwd(mlp_bd, emb_bfd, out_bo, z_bff=None) -> None:
+    """Z_ee = emb·embᵀ (one batched GEMM into ``z_bff``, the layer's workspace), then the gather,
+    which adds the mlp·emb dot products itself: T = [mlp; emb] is never built."""
     import cupy  # noqa: PLC0415
 
-    batch, d = mlp_bd.shape
-    if t_bvd is None:
-        t_bvd = cupy.empty((batch, num_f + 1, d), dtype=mlp_bd.dtype)
-    if z_bvv is None:
-        z_bvv = cupy.empty((batch, num_f + 1, num_f + 1), dtype=mlp_bd.dtype)
-    _outputs(t_bvd, z_bvv)
-    return t_bvd, z_bvv
+    batch, num_f = emb_bfd.shape[:2]
+    if z_bff is None:  # tests and callers without a compiled model
+        z_bff = cupy.empty((batch, num_f, num_f), dtype=emb_bfd.dtype)
+    _outputs(z_bff)
+    (emb_bfd,) = _inputs(emb_bfd)
+    batched_gemm(emb_bfd, emb_bfd, z_bff, trans_b=True)
+    interaction_gather(mlp_bd, emb_bfd, z_bff, out_bo)
 
 
-def interaction_fwd(mlp_bd, emb_bfd, out_bo, t_bvd=None, z_bvv=None) -> None:
-    """Stack T (kept in ``t_bvd`` for backward), Z = T·Tᵀ (one batched GEMM), gather the pairs."""
-    t_bvd, z_bvv = _scratch(t_bvd, z_bvv, mlp_bd, emb_bfd.shape[1])
-    interaction_stack(mlp_bd, emb_bfd, t_bvd)
-    batched_gemm(t_bvd, t_bvd, z_bvv, trans_b=True)
-    interaction_gather(mlp_bd, z_bvv, out_bo)
-
-
-def interaction_bwd(mlp_bd, emb_bfd, grad_out_bo, grad_mlp_bd, grad_emb_bfd, t_bvd=None, z_bvv=None) -> None:
-    """dZ from the pair gradients, then grad_mlp = dZ[0]·T + g[:, :d] and grad_emb = dZ[1:]·T.
-
-    ``t_bvd`` must hold forward's T; None rebuilds it. ``z_bvv`` is reused for dZ: its first B·v
-    elements hold the mlp rows (B, 1, v), the rest the embedding rows (B, F, v), so both GEMM
-    operands are contiguous and write straight into the two gradients.
-    """
-    batch, num_f = mlp_bd.shape[0], emb_bfd.shape[1]
-    rebuild = t_bvd is None
-    t_bvd, z_bvv = _scratch(t_bvd, z_bvv, mlp_bd, num_f)
-    if rebuild:
-        interaction_stack(mlp_bd, emb_bfd, t_bvd)
+def interaction_bwd(mlp_bd, emb_bfd, grad_out_bo, grad_mlp_bd, grad_emb_bfd) -> None:
+    """One kernel: grad_emb = S_ee·emb + s_me·mlpᵀ, grad_mlp = g[:, :d] + embᵀ·s_me (S = the symmetric
+    pair gradients), reading emb once and needing no workspace."""
+    mlp_bd, emb_bfd, grad_out_bo = _inputs(mlp_bd, emb_bfd, grad_out_bo)
     _outputs(grad_mlp_bd, grad_emb_bfd)
-    vectors = num_f + 1
-    flat = z_bvv.reshape(-1)
-    dz_mlp = flat[:batch * vectors].reshape(batch, 1, vectors)
-    dz_emb = flat[batch * vectors:].reshape(batch, num_f, vectors)
-    interaction_bwd_prepare(grad_out_bo, dz_mlp, dz_emb, grad_mlp_bd)
-    batched_gemm(dz_mlp, t_bvd, grad_mlp_bd.reshape(batch, 1, -1), beta=1.0)
-    batched_gemm(dz_emb, t_bvd, grad_emb_bfd)
+    (batch, d), num_f = mlp_bd.shape, emb_bfd.shape[1]
+    threads, block, shared = interaction_bwd_launch_config(batch, num_f, d, mlp_bd.dtype)
+    if batch == 0:
+        return
+    KERNELS.launch("interaction_bwd", mlp_bd.dtype, threads,
+                   (mlp_bd, emb_bfd, grad_out_bo, grad_mlp_bd, grad_emb_bfd, np.int64(batch), np.int32(num_f),
+                    np.int32(d)), block=block, shared_mem=shared)
 
 
 # -- MultiCross ------------------------------------------------------------------------------------

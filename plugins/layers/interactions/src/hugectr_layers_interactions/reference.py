@@ -1,7 +1,7 @@
 """NumPy twins of the CUDA kernels in ``kernels.cu`` (same names, same signatures).
 
 Every function writes into its output arguments. Axis letters: b batch, f embedding vectors,
-v = f+1 vectors of T = [mlp; emb], d vector width, o Interaction output width, n MultiCross width;
+v = f+1 vectors [mlp; emb], d vector width, o Interaction output width, n MultiCross width;
 m, k, n of ``batched_gemm`` are the GEMM's own; ``_1n`` is a (1, n) row vector,
 ``_b1`` a (B, 1) column; FmOrder2 s slots, d width; WeightMultiply s input columns, d weight columns.
 float16 inputs are computed in float32 and stored back in float16, as the kernels' acc_t does.
@@ -21,13 +21,6 @@ def _pairs(vectors):
     return np.tril_indices(vectors, -1)
 
 
-# -- Interaction building blocks (the CUDA path runs exactly these steps) -------------------------
-def interaction_stack(mlp_bd, emb_bfd, t_bvd) -> None:
-    """T = [mlp; emb_0 .. emb_{F-1}]: t[b, 0] = mlp[b], t[b, 1 + f] = emb[b, f]. v = F+1 vectors."""
-    t_bvd[:, 0, :] = mlp_bd
-    t_bvd[:, 1:, :] = emb_bfd
-
-
 def batched_gemm(a_bmk, b_bkn, out_bmn, trans_b=False, beta=0.0, allow_tf32=True) -> None:
     """out[i] = a[i] @ (b[i]ᵀ if trans_b else b[i]) + beta·out[i] (cuBLAS strided-batched GEMM, fp32 sums).
 
@@ -44,62 +37,58 @@ def batched_gemm(a_bmk, b_bkn, out_bmn, trans_b=False, beta=0.0, allow_tf32=True
     out_bmn[...] = product
 
 
-def interaction_gather(mlp_bd, z_bvv, out_bo) -> None:
-    """out = [mlp, Z[i, j] for the pairs i > j in row-major order, 0]."""
-    d, vectors = mlp_bd.shape[1], z_bvv.shape[1]
-    rows, cols = _pairs(vectors)
-    out_bo[:, :d] = mlp_bd
-    out_bo[:, d:-1] = z_bvv[:, rows, cols]
-    out_bo[:, -1] = 0
+# -- Interaction: Z = T·Tᵀ for T = [mlp; emb], written without building T (as the CUDA path) ----
+def interaction_gather(mlp_bd, emb_bfd, z_bff, out_bo) -> None:
+    """out = [mlp, Z[i, j] for the pairs i > j of the F+1 vectors in row-major order, 0].
 
-
-def interaction_bwd_prepare(grad_out_bo, dz_mlp_b1v, dz_emb_bfv, grad_mlp_bd) -> None:
-    """dZ = G + Gᵀ with G the pair gradients on the lower triangle (diagonal 0), split into its mlp row
-    (B, 1, v) and its embedding rows (B, F, v); grad_mlp = the pass-through gradient g[:, :d]."""
-    batch, d = grad_mlp_bd.shape
-    vectors = dz_emb_bfv.shape[2]
-    rows, cols = _pairs(vectors)
-    dz = np.zeros((batch, vectors, vectors), dtype=grad_out_bo.dtype)
-    dz[:, rows, cols] = grad_out_bo[:, d:-1]
-    dz[:, cols, rows] = grad_out_bo[:, d:-1]
-    dz_mlp_b1v[...] = dz[:, :1, :]
-    dz_emb_bfv[...] = dz[:, 1:, :]
-    grad_mlp_bd[...] = grad_out_bo[:, :d]
-
-
-# -- Interaction: the whole operation, composed of the blocks above -------------------------------
-def interaction_fwd(mlp_bd, emb_bfd, out_bo, t_bvd=None, z_bvv=None) -> None:
-    """out = [mlp, lower triangle (row-major, diagonal excluded) of T·Tᵀ, 0].
-
-    ``t_bvd`` (B, F+1, d) and ``z_bvv`` (B, F+1, F+1) are the CUDA path's scratch; the twin computes
-    in the accumulate dtype on its own temporaries and leaves them untouched.
-    """
-    (batch, d), vectors = mlp_bd.shape, emb_bfd.shape[1] + 1
-    acc = _acc(mlp_bd)
-    t = np.empty((batch, vectors, d), dtype=acc)
-    interaction_stack(mlp_bd, emb_bfd, t)
-    z = np.empty((batch, vectors, vectors), dtype=acc)
-    batched_gemm(t, t, z, trans_b=True)
-    interaction_gather(mlp_bd, z, out_bo)
-
-
-def interaction_bwd(mlp_bd, emb_bfd, grad_out_bo, grad_mlp_bd, grad_emb_bfd, t_bvd=None, z_bvv=None) -> None:
-    """dT = dZ·T with dZ = G + Gᵀ (pair gradients scattered symmetrically); mlp adds its pass-through copy.
-
-    On the CUDA path ``t_bvd`` must still hold forward's T (or be None: it is rebuilt) and ``z_bvv``
-    is overwritten with dZ; the twin uses temporaries in the accumulate dtype.
+    Z's embedding block Z[1:, 1:] is ``z_bff`` = emb·embᵀ; its mlp column Z[i, 0] = emb[i-1]·mlp is
+    computed here (fp32 sums for fp16, as the kernel's warp dot products).
     """
     (batch, d), num_f = mlp_bd.shape, emb_bfd.shape[1]
     acc = _acc(mlp_bd)
-    t = np.empty((batch, num_f + 1, d), dtype=acc)
-    interaction_stack(mlp_bd, emb_bfd, t)
-    dz_mlp = np.empty((batch, 1, num_f + 1), dtype=acc)
-    dz_emb = np.empty((batch, num_f, num_f + 1), dtype=acc)
-    grad_mlp = np.empty((batch, d), dtype=acc)
-    interaction_bwd_prepare(grad_out_bo.astype(acc), dz_mlp, dz_emb, grad_mlp)
-    batched_gemm(dz_mlp, t, grad_mlp.reshape(batch, 1, d), beta=1.0)
-    grad_mlp_bd[...] = grad_mlp
-    batched_gemm(dz_emb, t, grad_emb_bfd)
+    z = np.zeros((batch, num_f + 1, num_f + 1), dtype=acc)
+    z[:, 1:, 1:] = z_bff
+    z[:, 1:, 0] = np.einsum("bfd,bd->bf", emb_bfd.astype(acc), mlp_bd.astype(acc))
+    rows, cols = _pairs(num_f + 1)
+    out_bo[:, :d] = mlp_bd
+    out_bo[:, d:-1] = z[:, rows, cols]
+    out_bo[:, -1] = 0
+
+
+def interaction_fwd(mlp_bd, emb_bfd, out_bo, z_bff=None) -> None:
+    """out = [mlp, lower triangle (row-major, diagonal excluded) of T·Tᵀ, 0] for T = [mlp; emb].
+
+    ``z_bff`` (B, F, F) is the CUDA path's workspace for emb·embᵀ; the twin computes it in the
+    accumulate dtype on a temporary and leaves the argument untouched.
+    """
+    batch, num_f = emb_bfd.shape[:2]
+    z = np.empty((batch, num_f, num_f), dtype=_acc(emb_bfd))
+    batched_gemm(emb_bfd, emb_bfd, z, trans_b=True)
+    interaction_gather(mlp_bd, emb_bfd, z, out_bo)
+
+
+def _pair_gradients(grad_out_bo, d, num_f):
+    """S = G + Gᵀ (B, F+1, F+1): the pair gradients on both triangles, zero diagonal (accumulate dtype)."""
+    vectors = num_f + 1
+    rows, cols = _pairs(vectors)
+    s = np.zeros((grad_out_bo.shape[0], vectors, vectors), dtype=_acc(grad_out_bo))
+    s[:, rows, cols] = grad_out_bo[:, d:-1]
+    s[:, cols, rows] = grad_out_bo[:, d:-1]
+    return s
+
+
+def interaction_bwd(mlp_bd, emb_bfd, grad_out_bo, grad_mlp_bd, grad_emb_bfd) -> None:
+    """dT = S·T (S the symmetric pair gradients) split as the kernel computes it, without T:
+    grad_emb = S_ee·emb + s_me·mlpᵀ and grad_mlp = g[:, :d] + embᵀ·s_me (pass-through + pairs),
+    with S_ee = S[1:, 1:] and s_me = S[1:, 0]. One CUDA kernel does all of it (fp32 sums for fp16).
+    """
+    d, num_f = mlp_bd.shape[1], emb_bfd.shape[1]
+    acc = _acc(mlp_bd)
+    mlp, emb = mlp_bd.astype(acc), emb_bfd.astype(acc)
+    s = _pair_gradients(grad_out_bo, d, num_f)
+    s_ee, s_me = s[:, 1:, 1:], s[:, 1:, 0]
+    grad_emb_bfd[...] = np.matmul(s_ee, emb) + s_me[:, :, None] * mlp[:, None, :]
+    grad_mlp_bd[...] = grad_out_bo[:, :d].astype(acc) + np.einsum("bf,bfd->bd", s_me, emb)
 
 
 def multicross_fwd_layer(x0_bn, xl_bn, w_1n, bias_1n, out_bn, dot_b1) -> None:
