@@ -8,6 +8,7 @@ and MLP/InnerProduct gradients on the GPU against NumPy at a DLRM-like size (M=4
 import numpy as np
 import pytest
 
+from hugectr_core import cublas
 from hugectr_core.contracts.layer import StepContext
 from hugectr_core.errors import BackendError, LayerError
 from hugectr_core.testing import check_layer_gradients, init_params, make_layer, run_layer
@@ -67,63 +68,6 @@ def test_reference_weight_grad(dtype):
     dw = np.full((4, 3), np.nan, dtype)
     assert reference.weight_grad(x, dy, dw) is dw
     np.testing.assert_array_equal(dw, np.matmul(x.T, dy))
-
-
-# -- cuBLAS argument mapping, emulated on the CPU ------------------------------------------------------
-def cublas_gemm(args, first, second, out):
-    """What cublasGemmEx computes (beta = 0) on the flat buffers of C-contiguous arrays, column-major."""
-    first, second, flat_out = first.reshape(-1), second.reshape(-1), out.reshape(-1)
-    m, n, k = args["m"], args["n"], args["k"]
-
-    def operand(buf, ld, trans, rows, cols):  # op(X) as a (rows, cols) matrix, X column-major with ld
-        r, c = np.meshgrid(np.arange(rows), np.arange(cols), indexing="ij")
-        return buf[c + r * ld] if trans else buf[r + c * ld]
-
-    a = operand(first, args["lda"], args["transa"] == kernels.CUBLAS_OP_T, m, k)
-    b = operand(second, args["ldb"], args["transb"] == kernels.CUBLAS_OP_T, k, n)
-    r, c = np.meshgrid(np.arange(m), np.arange(n), indexing="ij")
-    flat_out[r + c * args["ldc"]] = a @ b
-
-
-@pytest.mark.parametrize("trans_a", [False, True])
-@pytest.mark.parametrize("trans_b", [False, True])
-@pytest.mark.parametrize("rows,inner,cols", [(4, 5, 6), (1, 7, 3), (6, 1, 2), (3, 4, 1), (33, 17, 9)])
-def test_gemm_arguments_compute_row_major_product(trans_a, trans_b, rows, inner, cols):
-    a = RNG.standard_normal((inner, rows) if trans_a else (rows, inner))
-    b = RNG.standard_normal((cols, inner) if trans_b else (inner, cols))
-    expected = (a.T if trans_a else a) @ (b.T if trans_b else b)
-    args = kernels.gemm_args(a.shape, b.shape, (rows, cols), trans_a, trans_b)
-    assert (args["first"], args["second"]) == ("b", "a")
-    out = np.full((rows, cols), np.nan)
-    cublas_gemm(args, b, a, out)
-    np.testing.assert_allclose(out, expected, rtol=1e-12, atol=1e-12)
-
-
-def test_weight_grad_arguments_read_x_transposed_in_place():
-    m, k, n = 6, 3, 4
-    x, dy = RNG.standard_normal((m, k)), RNG.standard_normal((m, n))
-    args = kernels.gemm_args(x.shape, dy.shape, (k, n), trans_a=True)
-    # column-major dW^T (n x k) = dy^T (n x m, no flag) @ x (x's buffer is x^T: transposed by the flag)
-    assert (args["transa"], args["transb"]) == (kernels.CUBLAS_OP_N, kernels.CUBLAS_OP_T)
-    assert (args["m"], args["n"], args["k"], args["lda"], args["ldb"], args["ldc"]) == (n, k, m, n, k, n)
-    dw = np.full((k, n), np.nan)
-    cublas_gemm(args, dy, x, dw)
-    np.testing.assert_allclose(dw, x.T @ dy, rtol=1e-12)
-
-
-def test_gemm_arguments_reject_mismatched_shapes():
-    with pytest.raises(BackendError, match="do not form"):
-        kernels.gemm_args((6, 3), (5, 4), (3, 4), trans_a=True)
-    with pytest.raises(BackendError, match="do not form"):
-        kernels.gemm_args((6, 3), (6, 4), (4, 3), trans_a=True)
-
-
-def test_compute_type_without_tf32():
-    assert kernels.compute_type(np.float64) == kernels.CUBLAS_COMPUTE_64F
-    assert kernels.compute_type(np.float16) == kernels.CUBLAS_COMPUTE_32F
-    # no CuPy here (or CuPy at its default): exact fp32 sums
-    if kernels.compute_type(np.float32) != kernels.CUBLAS_COMPUTE_32F_FAST_TF32:
-        assert kernels.compute_type(np.float32) == kernels.CUBLAS_COMPUTE_32F
 
 
 # -- the fused kernel's partition and two-level sum, emulated -----------------------------------------
@@ -356,12 +300,12 @@ def test_weight_grad_follows_tf32_setting(gpu_xp):
     before = linalg.get_compute_type(np.float32)
     try:
         linalg.set_compute_type(np.float32, linalg.COMPUTE_TYPE_TF32)
-        assert kernels.compute_type(np.float32) == kernels.CUBLAS_COMPUTE_32F_FAST_TF32
+        assert cublas.compute_type(np.float32) == cublas.CUBLAS_COMPUTE_32F_FAST_TF32
         dw = kernels.weight_grad(cp.asarray(x), cp.asarray(dy), cp.empty((256, 128), np.float32))
         # TF32 keeps 10 mantissa bits of each product's inputs: errors ~1e-3 relative to the sum's scale
         np.testing.assert_allclose(cp.asnumpy(dw), exact, rtol=0, atol=1e-2 * np.abs(exact).max())
         linalg.set_compute_type(np.float32, linalg.COMPUTE_TYPE_DEFAULT)
-        assert kernels.compute_type(np.float32) == kernels.CUBLAS_COMPUTE_32F
+        assert cublas.compute_type(np.float32) == cublas.CUBLAS_COMPUTE_32F
     finally:
         linalg.set_compute_type(np.float32, before)
 

@@ -9,51 +9,11 @@ import pytest
 
 from hugectr_core.errors import BackendError
 from hugectr_core.testing import assert_twins, init_params, make_layer, run_layer
+from hugectr_core import cublas
+from hugectr_core.testing.cublas_emulation import emulate_gemm_strided_batched
 from hugectr_layers_interactions import kernels, reference
 
 RNG = np.random.default_rng(21)
-
-
-# -- cuBLAS argument mapping, emulated on the CPU ----------------------------------------------------
-def cublas_gemm_strided_batched(args, first, second, out, beta=0.0):
-    """What cublasGemmStridedBatchedEx computes, on flat column-major buffers (slow, exact)."""
-    first, second, flat_out = first.reshape(-1), second.reshape(-1), out.reshape(-1)
-    m, n, k = args["m"], args["n"], args["k"]
-
-    def operand(buf, base, ld, trans, rows, cols):  # op(X) as a (rows, cols) matrix
-        mat = np.empty((rows, cols))
-        for r in range(rows):
-            for c in range(cols):
-                mat[r, c] = buf[base + (c + r * ld if trans else r + c * ld)]
-        return mat
-
-    for i in range(args["batch"]):
-        a = operand(first, i * args["stride_a"], args["lda"], args["transa"] == 1, m, k)
-        b = operand(second, i * args["stride_b"], args["ldb"], args["transb"] == 1, k, n)
-        c = a @ b
-        for r in range(m):
-            for col in range(n):
-                pos = i * args["stride_c"] + r + col * args["ldc"]
-                # cuBLAS reads C only when beta != 0 (C may hold garbage, e.g. NaN, otherwise)
-                flat_out[pos] = c[r, col] + (beta * flat_out[pos] if beta else 0.0)
-
-
-@pytest.mark.parametrize("trans_b", [False, True])
-@pytest.mark.parametrize("batch,rows,inner,cols", [(3, 4, 5, 6), (2, 1, 7, 3), (2, 27, 8, 27), (1, 5, 1, 2)])
-def test_gemm_arguments_compute_row_major_product(trans_b, batch, rows, inner, cols):
-    a = RNG.standard_normal((batch, rows, inner))
-    b = RNG.standard_normal((batch, cols, inner) if trans_b else (batch, inner, cols))
-    out = RNG.standard_normal((batch, rows, cols))
-    expected = a @ (b.transpose(0, 2, 1) if trans_b else b) + 0.5 * out
-    args = kernels.gemm_strided_batched_args(a.shape, b.shape, out.shape, trans_b)
-    assert (args["first"], args["second"]) == ("b", "a")
-    cublas_gemm_strided_batched(args, b, a, out, beta=0.5)
-    np.testing.assert_allclose(out, expected, rtol=1e-12, atol=1e-12)
-
-
-def test_gemm_arguments_reject_mismatched_shapes():
-    with pytest.raises(BackendError, match="do not form"):
-        kernels.gemm_strided_batched_args((2, 3, 4), (2, 5, 6), (2, 3, 6))
 
 
 # -- the CUDA kernels' index arithmetic, ported line by line to Python ---------------------------------
@@ -131,8 +91,8 @@ def test_cupy_composition_on_numpy_stand_ins(monkeypatch, one_block, batch, num_
     import types
 
     def emulated_gemm(a, b, out, trans_b=False, beta=0.0):
-        args = kernels.gemm_strided_batched_args(a.shape, b.shape, out.shape, trans_b)
-        cublas_gemm_strided_batched(args, b, a, out, beta)
+        args = cublas.gemm_strided_batched_args(a.shape, b.shape, out.shape, trans_b)
+        emulate_gemm_strided_batched(args, b, a, out, beta)
 
     def emulated_launch(name, dtypes, n_threads, args, block=256, shared_mem=0):
         grid = 1 if one_block else _grid(n_threads, block)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from hugectr_core import cublas
 from hugectr_core.errors import BackendError
 from hugectr_core.kernels import KernelModule, ctype
 
@@ -22,15 +23,6 @@ KERNEL_NAMES = ("bias_act_fwd", "relu_bwd", "bias_grad", "relu_bias_bwd", "bias_
 KERNELS = KernelModule("hugectr_layers_dense", [f"{name}<{ctype(t)}>" for name in KERNEL_NAMES for t in KERNEL_DTYPES])
 BIAS_GRAD_BLOCK = TILE_THREADS  # fixed by the shared-memory tile of bias_grad and relu_bias_bwd
 GEMM_BIAS_GRAD_MIN_COLS = 32  # from this width on the bias gradient is ones(1, m) @ dy (cuBLAS)
-
-# cuBLAS ABI constants (cublas_api.h, library_types.h), stable across CUDA 11-13. Same table as
-# hugectr_layers_interactions.kernels (copied, not imported: plugins do not depend on each other).
-CUBLAS_OP_N, CUBLAS_OP_T = 0, 1
-CUBLAS_GEMM_DEFAULT = -1
-CUDA_DATA_TYPE = {np.dtype(np.float16): 2, np.dtype(np.float32): 0, np.dtype(np.float64): 1}  # CUDA_R_16F/32F/64F
-CUBLAS_COMPUTE_32F, CUBLAS_COMPUTE_32F_FAST_TF32, CUBLAS_COMPUTE_64F = 68, 77, 70
-CUPY_COMPUTE_TYPE_TF32 = 7  # cupy._core._routines_linalg.COMPUTE_TYPE_TF32 (set by enable_tf32_compute)
-
 
 def _check(*arrays):
     dtype = arrays[0].dtype
@@ -143,57 +135,6 @@ def bias_partials_sum(partials_pn, dbias_n):
 
 
 # -- dW = x^T @ dy through cuBLAS, reading x transposed in place ----------------------------------------
-def gemm_args(a_shape, b_shape, out_shape, trans_a=False, trans_b=False) -> dict:
-    """cublasGemmEx arguments for the row-major product ``out = op(a) @ op(b)`` of C-contiguous 2D arrays.
-
-    cuBLAS is column-major: a row-major (r, c) array is, in place, the column-major (c, r) matrix equal
-    to its transpose. So the row-major ``out`` (rows, cols) is computed as the column-major product
-    ``out^T = op(b)^T @ op(a)^T``: cuBLAS's first operand is ``b`` (no transpose flag when
-    ``trans_b`` is False, because b's buffer already reads as b^T), its second is ``a``. Leading
-    dimensions are the row-major widths. Returns m, n, k, transa, transb, lda, ldb, ldc and
-    ``first`` = "b", ``second`` = "a" naming which array goes where.
-
-    Example (dW[K, N] = x[M, K]^T @ dy[M, N]):
-        >>> args = gemm_args((6, 3), (6, 4), (3, 4), trans_a=True)
-        >>> (args["transa"], args["transb"], args["m"], args["n"], args["k"], args["lda"], args["ldb"], args["ldc"])
-        (0, 1, 4, 3, 6, 4, 3, 4)
-    """
-    a_rows, a_cols = a_shape
-    b_rows, b_cols = b_shape
-    rows, inner = (a_cols, a_rows) if trans_a else (a_rows, a_cols)
-    b_inner, cols = (b_cols, b_rows) if trans_b else (b_rows, b_cols)
-    if b_inner != inner or tuple(out_shape) != (rows, cols):
-        raise BackendError(f"gemm: shapes a {tuple(a_shape)} (trans_a={trans_a}), b {tuple(b_shape)} "
-                           f"(trans_b={trans_b}) and out {tuple(out_shape)} do not form out = op(a) @ op(b)")
-    return {"transa": CUBLAS_OP_T if trans_b else CUBLAS_OP_N, "transb": CUBLAS_OP_T if trans_a else CUBLAS_OP_N,
-            "m": cols, "n": rows, "k": inner, "lda": b_cols, "ldb": a_cols, "ldc": cols,
-            "first": "b", "second": "a"}
-
-
-def compute_type(dtype) -> int:
-    """cuBLAS compute type as CuPy would pick it: 64F for float64; for float32, FAST_TF32 when CuPy's
-    float32 compute type is TF32 (``enable_tf32_compute``), else 32F; float16 sums in 32F."""
-    if np.dtype(dtype) == np.float64:
-        return CUBLAS_COMPUTE_64F
-    if np.dtype(dtype) == np.float32:
-        try:
-            from cupy._core import _routines_linalg as linalg  # noqa: PLC0415 - GPU only
-
-            if linalg.get_compute_type(np.float32) == CUPY_COMPUTE_TYPE_TF32:
-                return CUBLAS_COMPUTE_32F_FAST_TF32
-        except (ImportError, AttributeError):  # a CuPy without this private helper: exact fp32
-            pass
-    return CUBLAS_COMPUTE_32F
-
-
-def _cublas():
-    try:
-        from cupy_backends.cuda.libs import cublas  # noqa: PLC0415 - GPU only
-    except ImportError:  # layouts without cupy_backends
-        from cupy.cuda import cublas  # noqa: PLC0415
-    return cublas
-
-
 def weight_grad(x_mk, dy_mn, dw_kn):
     """``dW = x^T @ dy`` with one cublasGemmEx that reads ``x`` transposed in place.
 
@@ -202,20 +143,6 @@ def weight_grad(x_mk, dy_mn, dw_kn):
     """
     import cupy  # noqa: PLC0415 - only reached on the GPU backend
 
-    dtype = _check(x_mk, dy_mn, dw_kn)
-    args = gemm_args(x_mk.shape, dy_mn.shape, dw_kn.shape, trans_a=True)
-    if dw_kn.size == 0:
-        return dw_kn
-    if args["k"] == 0:  # empty sum: cuBLAS may leave C untouched
-        dw_kn.fill(0)
-        return dw_kn
-    scalar = np.float64 if dtype == np.float64 else np.float32  # alpha/beta in the compute precision
-    one, zero = np.array(1, dtype=scalar), np.array(0, dtype=scalar)
-    data_type = CUDA_DATA_TYPE[np.dtype(dtype)]
-    _cublas().gemmEx(
-        cupy.cuda.device.get_cublas_handle(), args["transa"], args["transb"], args["m"], args["n"], args["k"],
-        one.ctypes.data, dy_mn.data.ptr, data_type, args["lda"],
-        x_mk.data.ptr, data_type, args["ldb"],
-        zero.ctypes.data, dw_kn.data.ptr, data_type, args["ldc"],
-        compute_type(dtype), CUBLAS_GEMM_DEFAULT)
+    _check(x_mk, dy_mn, dw_kn)
+    cublas.gemm(cupy.ascontiguousarray(x_mk), cupy.ascontiguousarray(dy_mn), dw_kn, trans_a=True)
     return dw_kn

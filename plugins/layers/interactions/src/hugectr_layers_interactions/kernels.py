@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from hugectr_core import cublas
 from hugectr_core.errors import BackendError
 from hugectr_core.kernels import KernelModule
 
@@ -15,14 +16,6 @@ _NAMES = ("interaction_gather", "interaction_bwd", "multicross_fwd_layer",
 KERNELS = KernelModule("hugectr_layers_interactions",
                        [f"{n}<{t}>" for n in _NAMES for t in ("float", "double", "__half")])
 WARP = 32  # multicross_*_layer: one warp per sample row
-
-# cuBLAS ABI constants (cublas_api.h, library_types.h): stable across CUDA 11-13.
-_CUBLAS_OP_N, _CUBLAS_OP_T = 0, 1
-_CUBLAS_GEMM_DEFAULT = -1
-_CUDA_TYPE = {np.dtype(np.float16): 2, np.dtype(np.float32): 0, np.dtype(np.float64): 1}  # CUDA_R_16F/32F/64F
-_COMPUTE_32F, _COMPUTE_32F_FAST_TF32, _COMPUTE_64F = 68, 77, 70
-_CUPY_COMPUTE_TYPE_TF32 = 7  # cupy._core._routines_linalg.COMPUTE_TYPE_TF32
-
 
 def _inputs(*arrays):
     import cupy  # noqa: PLC0415 - launchers only run on CuPy arrays
@@ -37,54 +30,7 @@ def _outputs(*arrays):
     return arrays
 
 
-# -- batched GEMM through cuBLAS ------------------------------------------------------------------
-def gemm_strided_batched_args(a_shape, b_shape, out_shape, trans_b=False) -> dict:
-    """cublasGemmStridedBatchedEx arguments for row-major ``out[i] = a[i] @ op(b[i])`` (no copies).
-
-    cuBLAS is column-major: a row-major (r, c) matrix is its column-major transpose, so the row-major
-    product C = A·op(B) is computed as the column-major product Cᵀ = op(B)ᵀ·Aᵀ: cuBLAS's first operand
-    is ``b``, its second ``a``. Returns m, n, k, the two transposes, leading dimensions and strides
-    (elements), with ``first`` = "b" and ``second`` = "a" naming which array goes where.
-    """
-    batch, rows, inner = a_shape
-    if trans_b:
-        b_batch, cols, b_inner = b_shape  # b is (batch, n, k)
-    else:
-        b_batch, b_inner, cols = b_shape  # b is (batch, k, n)
-    if b_batch != batch or b_inner != inner or tuple(out_shape) != (batch, rows, cols):
-        raise BackendError(f"batched_gemm: shapes a {tuple(a_shape)}, b {tuple(b_shape)} (trans_b={trans_b}) "
-                           f"and out {tuple(out_shape)} do not form out[i] = a[i] @ op(b[i])")
-    return {"transa": _CUBLAS_OP_T if trans_b else _CUBLAS_OP_N, "transb": _CUBLAS_OP_N,
-            "m": cols, "n": rows, "k": inner,
-            "lda": inner if trans_b else cols, "stride_a": cols * inner,
-            "ldb": inner, "stride_b": rows * inner,
-            "ldc": cols, "stride_c": rows * cols, "batch": batch, "first": "b", "second": "a"}
-
-
-def _compute_type(dtype, allow_tf32=True) -> int:
-    """fp32 sums for fp16/fp32 (TF32 when allowed and CuPy's float32 compute type is TF32, as
-    enable_tf32_compute sets)."""
-    if dtype == np.float64:
-        return _COMPUTE_64F
-    if dtype == np.float32 and allow_tf32:
-        try:
-            from cupy._core import _routines_linalg as linalg  # noqa: PLC0415 - GPU only
-
-            if linalg.get_compute_type(np.float32) == _CUPY_COMPUTE_TYPE_TF32:
-                return _COMPUTE_32F_FAST_TF32
-        except (ImportError, AttributeError):
-            pass
-    return _COMPUTE_32F
-
-
-def _cublas():
-    try:
-        from cupy_backends.cuda.libs import cublas  # noqa: PLC0415 - GPU only
-    except ImportError:  # layouts without cupy_backends
-        from cupy.cuda import cublas  # noqa: PLC0415
-    return cublas
-
-
+# -- batched GEMM through cuBLAS (hugectr_core.cublas) ---------------------------------------------
 def batched_gemm(a_bmk, b_bkn, out_bmn, trans_b=False, beta=0.0, allow_tf32=True) -> None:
     """out[i] = a[i] @ op(b[i]) + beta·out[i] with cuBLAS, on C-contiguous operands, no temporaries.
 
@@ -92,31 +38,9 @@ def batched_gemm(a_bmk, b_bkn, out_bmn, trans_b=False, beta=0.0, allow_tf32=True
     takes ``beta`` (accumulate into ``out``). ``allow_tf32=False``
     keeps exact fp32 products even under enable_tf32_compute (used for bias-gradient column sums).
     """
-    import cupy  # noqa: PLC0415
-
     a_bmk, b_bkn = _inputs(a_bmk, b_bkn)  # no-ops on the contiguous workspaces of the hot path
     _outputs(out_bmn)
-    dtype = np.dtype(out_bmn.dtype)
-    if a_bmk.dtype != dtype or b_bkn.dtype != dtype:
-        raise BackendError(f"batched_gemm: dtypes differ (a {a_bmk.dtype}, b {b_bkn.dtype}, out {dtype})")
-    args = gemm_strided_batched_args(a_bmk.shape, b_bkn.shape, out_bmn.shape, trans_b)
-    if args["batch"] == 0 or out_bmn.size == 0:
-        return
-    if args["k"] == 0:  # empty sum: cuBLAS may skip the write
-        if beta:
-            out_bmn *= beta
-        else:
-            out_bmn.fill(0)
-        return
-    scalar = np.float64 if dtype == np.float64 else np.float32  # alpha/beta in the compute precision
-    one, scale = np.array(1, dtype=scalar), np.array(beta, dtype=scalar)
-    cuda_type = _CUDA_TYPE[dtype]
-    _cublas().gemmStridedBatchedEx(
-        cupy.cuda.device.get_cublas_handle(), args["transa"], args["transb"], args["m"], args["n"], args["k"],
-        one.ctypes.data, b_bkn.data.ptr, cuda_type, args["lda"], args["stride_a"],
-        a_bmk.data.ptr, cuda_type, args["ldb"], args["stride_b"],
-        scale.ctypes.data, out_bmn.data.ptr, cuda_type, args["ldc"], args["stride_c"],
-        args["batch"], _compute_type(dtype, allow_tf32), _CUBLAS_GEMM_DEFAULT)
+    cublas.gemm_strided_batched(a_bmk, b_bkn, out_bmn, trans_b=trans_b, beta=beta, allow_tf32=allow_tf32)
 
 
 # -- Interaction ------------------------------------------------------------------------------------
