@@ -45,7 +45,10 @@ def mpiexec() -> str:
     return found
 
 
-def vvgpu(ranks: int, per_host: int = 1) -> str:
+def vvgpu(ranks: int, per_host: int = 1, distinct: bool = False) -> str:
+    """One device list per rank; ``distinct``: rank r gets GPU r (several ranks on one GPU host)."""
+    if distinct:
+        return json.dumps([[r] for r in range(ranks)])
     return json.dumps([list(range(per_host))] * ranks)
 
 
@@ -61,11 +64,13 @@ def run_in_process(data, tmp_path, model, embedding, devices, *extra):
     return read(out)
 
 
-def run_mpi(data, tmp_path, model, embedding, ranks, *extra, timeout=240, check=True):
-    out = str(tmp_path / f"mpi-{model}-{embedding}-{ranks}.json")
+def run_mpi(data, tmp_path, model, embedding, ranks, *extra, timeout=240, check=True, gpus=False):
+    out = str(tmp_path / f"mpi-{model}-{embedding}-{ranks}{'-gpu' if gpus else ''}.json")
     cmd = [mpiexec(), "-n", str(ranks), sys.executable, JOB, "--model", model, "--embedding", embedding,
-           "--data", str(data / model), "--vvgpu", vvgpu(ranks), "--out", out, *extra]
-    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
+           "--data", str(data / model), "--vvgpu", vvgpu(ranks, distinct=gpus), "--out", out, *extra]
+    # Open MPI refuses root without these (containers); MPICH ignores them
+    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", OMPI_ALLOW_RUN_AS_ROOT="1",
+               OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
     if check:
         assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
@@ -217,6 +222,17 @@ def test_gpus_in_one_process_train_like_one_gpu(data, tmp_path, embedding):
     base = run_in_process(data, tmp_path, "dlrm", embedding, 1, "--device", "gpu")
     for n in devices:
         assert_same_training(base, run_in_process(data, tmp_path, "dlrm", embedding, n, "--device", "gpu"))
+
+
+@pytest.mark.gpu
+def test_gpu_processes_under_mpirun_train_like_one_gpu(data, tmp_path):
+    """Several hosts' way on one host: one process per GPU (vvgpu=[[0], [1]]), NCCL bootstrapped by MPI."""
+    if gpu_count() < 2:
+        pytest.skip("needs a host with 2 or more GPUs")
+    base = run_in_process(data, tmp_path, "dlrm", "localized", 1, "--device", "gpu")
+    out, _ = run_mpi(data, tmp_path, "dlrm", "localized", 2, "--device", "gpu", gpus=True)
+    for rank in range(2):
+        assert_same_training(base, read(out, rank))
 
 
 @pytest.mark.gpu
