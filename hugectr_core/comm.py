@@ -113,6 +113,12 @@ class HostGroup:
         self.failed = why
         self._barrier.abort()
 
+    def reset(self) -> None:
+        """Make the group usable again once no worker is inside a collective (the caller knows: every
+        worker's call has returned), e.g. after an error the user caught."""
+        self.failed = None
+        self._barrier.reset()
+
     def allgather_object(self, rank: int, obj) -> list:
         local = rank - self.first_rank
         self._slots[local] = obj

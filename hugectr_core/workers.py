@@ -61,6 +61,7 @@ class Workers:
         first = next((e for e in errors if e is not None and not _released(e)), None) \
             or next((e for e in errors if e is not None), None)
         if first is not None:
+            self.group.reset()  # every call has returned: the next one may meet in collectives again
             raise first
         return [f.result() for f in futures]
 

@@ -279,3 +279,25 @@ def test_epoch_mode_short_last_batch_matches_one_device(data, tmp_path):
         np.testing.assert_allclose(other_weights, weights, rtol=1e-4, atol=1e-6)
         # after 4 steps many predictions are nearly tied: 1e-7 differences reorder a few dozen pairs
         assert abs(other_auc - auc) < 5e-4
+
+
+def test_workers_recover_after_an_error_the_user_caught():
+    """One worker raises inside a step: the error reaches the caller, the others are released at once, and
+    the next call meets in collectives normally."""
+    from hugectr_core.workers import Workers
+
+    group = HostGroup(2)
+    pool = Workers([0, 1], np, group)
+    pool.start(lambda i: Comm(group, i))
+
+    def failing(comm):
+        if comm.rank == 1:
+            raise ValueError("bad batch on worker 1")
+        comm.barrier()
+
+    start = time.monotonic()
+    with pytest.raises(ValueError, match="bad batch"):
+        pool.run(failing)
+    assert time.monotonic() - start < 10
+    assert pool.run(lambda comm: comm.allgather(np.array([comm.rank])).tolist()) == [[0, 1], [0, 1]]
+    pool.close()
