@@ -81,7 +81,7 @@ def save_params(model, prefix: str, iteration: int) -> None:
     rt = model._rt()
     _check_folder(prefix)
     dumps = model._each(_sparse_dumps)[0]
-    if not model.writes_files:
+    if not model.is_lead_process:
         return
     fs, dense = _fs(model, prefix), rt.dense
     _write_atomic(fs, f"{prefix}_dense_{iteration}.model", _host_f32(dense.master) if dense.size else b"")

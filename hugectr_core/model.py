@@ -89,8 +89,9 @@ class Model:
         return self.workers.run(fn)
 
     @property
-    def writes_files(self) -> bool:
-        """True on the process that holds worker 0: the one that writes checkpoints."""
+    def is_lead_process(self) -> bool:
+        """True on the process that holds worker 0: it writes checkpoints and reports progress (under
+        mpirun the other processes train silently)."""
         return self.workers is None or self.world.first_rank == 0
 
     def _rt(self) -> Runtime:

@@ -65,8 +65,11 @@ class ProgressReporter:
         self.total = None
         self.interval = None
         self.last_line = 0.0
+        self.quiet = False  # a process other than the one holding worker 0 of a multi-process job
 
     def _print(self, text: str) -> None:
+        if self.quiet:
+            return
         if self.bar is not None:
             self.bar.write(text)
         else:
@@ -76,8 +79,10 @@ class ProgressReporter:
     def hugectr_fit_start(self, model, total_iterations, mode):
         self.start, self.samples, self.loss = time.perf_counter(), 0, None
         self.total, self.last_line = total_iterations, self.start
+        # under mpirun only the process holding worker 0 reports, as HugeCTR's rank 0 does
+        self.quiet = not getattr(model, "is_lead_process", True)
         self.interval = None if _want_bar() else _line_interval()
-        if _want_bar():
+        if _want_bar() and not self.quiet:
             from tqdm import tqdm
 
             self.bar = tqdm(total=total_iterations, unit="it", dynamic_ncols=True, desc="train")
@@ -114,7 +119,7 @@ class ProgressReporter:
 
     @hookimpl
     def hugectr_eval_start(self, model, iteration, batches):
-        if _want_bar():
+        if _want_bar() and not self.quiet:
             from tqdm import tqdm
 
             self.eval_bar = tqdm(total=batches, unit="batch", dynamic_ncols=True, desc="eval", leave=False)
