@@ -95,7 +95,7 @@ class MetricsLogger:
     @hookimpl
     def hugectr_fit_start(self, model, total_iterations, mode):
         path = log_path(model)
-        if not path:
+        if not path or not getattr(model, "is_lead_process", True):  # under mpirun: one writer, not N
             return
         parent = os.path.dirname(os.path.abspath(path))
         os.makedirs(parent, exist_ok=True)
