@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import logging
 
+from collections import deque
+
 from . import backend
 from .enums import Tensor_t, type_string
 from .errors import ConfigError, GraphError, TrainingError
@@ -45,6 +47,8 @@ class Model:
         self.learning_rate = solver.lr
         self.current_loss = None
         self._readers = {}
+        self._replay = deque()   # training batches read ahead for hybrid-embedding statistics
+        self._statistics_done = False
         self._metrics = MetricAccumulator([type_string(m) for m in solver.metrics_spec])
         self._eval_tensors_ready = False
 
@@ -139,6 +143,7 @@ class Model:
         if self.solver.repeat_dataset:
             raise ConfigError("set_source is only valid in epoch mode (CreateSolver(repeat_dataset=False))")
         src = source[0] if isinstance(source, (list, tuple)) else source
+        self._replay.clear()  # read-ahead batches belong to the old source
         self._reader("train").set_source(src)
         if eval_source is not None:
             self._reader("eval").set_source(eval_source)
@@ -174,7 +179,8 @@ class Model:
     def train(self) -> bool:
         """One iteration on the next training batch; False when an epoch-mode source is exhausted."""
         rt = self._rt()
-        batch = self._reader("train").next_batch()
+        self._gather_statistics()
+        batch = self._replay.popleft() if self._replay else self._reader("train").next_batch()
         if batch is None:
             return False
         if batch.size < rt.batch_train * rt.device_count and self.solver.drop_incomplete_batch:
@@ -183,6 +189,25 @@ class Model:
         loss = self._each(lambda worker: worker.train_step(batch, lr))[0]
         self.current_loss = loss if self.solver.gen_loss_summary else None
         return True
+
+    def _gather_statistics(self) -> None:
+        """Hybrid embeddings choose their frequent categories from the first ``num_iterations_statistics``
+        training batches (read ahead once, then trained on in order)."""
+        if self._statistics_done:
+            return
+        self._statistics_done = True
+        if not any(getattr(e, "needs_statistics", False) for e in self._rt().embeddings):
+            return
+        reader = self._reader("train")
+        for _ in range(self.solver.num_iterations_statistics):
+            batch = reader.next_batch()
+            if batch is None:
+                break
+            self._replay.append(batch)
+        batches = list(self._replay)
+        if not batches:
+            raise ConfigError("hybrid embedding: the training source gave no batch to gather statistics from")
+        self._each(lambda rt: [e.plan(batches) for e in rt.embeddings if getattr(e, "needs_statistics", False)])
 
     def get_current_loss(self) -> float:
         """Loss of the last training iteration (0 when gen_loss_summary=False). Reading it syncs the device."""

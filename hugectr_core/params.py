@@ -56,7 +56,7 @@ def _default_async_param() -> AsyncParam:
 
 @dataclass
 class HybridEmbeddingParam:
-    """Hybrid embedding parameters; validated here, behaviour arrives with the scale-out work.
+    """Hybrid embedding parameters (what they do: hugectr_core/hybrid.py, docs/scaleout.md).
 
     Example:
         >>> p = HybridEmbeddingParam(2, -1, 0.01, 1.3e11, 1.9e11, 1.0,

@@ -14,6 +14,7 @@ from .contracts.layer import StepContext
 from .comm import Comm, HostGroup
 from .enums import type_string
 from .errors import BackendError, ConfigError, GraphError
+from .hybrid import HybridEmbedding
 from .graph import build_graph, check_mixed_precision, infer_shapes, mark_params, tensor_dtypes
 from .memory import MemoryPlan
 from .network import Network
@@ -117,9 +118,6 @@ class Runtime:
             if spec.slot_size_array and len(spec.slot_size_array) != param.slot_num:
                 raise ConfigError(f"SparseEmbedding '{spec.sparse_embedding_name}': slot_size_array has "
                                   f"{len(spec.slot_size_array)} entries but '{param.top_name}' has {param.slot_num} slots")
-            if spec.hybrid_embedding_param is not None:
-                raise BackendError(f"SparseEmbedding '{spec.sparse_embedding_name}': hybrid embedding is not "
-                                   "available in this version")
             config = EmbeddingConfig(
                 type_name=spec.type_name, name=spec.sparse_embedding_name, bottom_name=spec.bottom_name,
                 embedding_vec_size=int(spec.embedding_vec_size), combiner=spec.combiner,
@@ -128,9 +126,20 @@ class Runtime:
                 key_dtype=self.key_dtype, device_count=self.device_count)
             cls = registry("embeddings").load(spec.type_name)
             optimizer = make_optimizer(spec.optimizer or model_opt)
-            out.append(cls(config, optimizer) if self.comm.size == 1
-                       else ShardedEmbedding(cls, config, optimizer, self.comm))
+            out.append(self._place_embedding(cls, config, optimizer, spec.hybrid_embedding_param))
         return out
+
+    def _place_embedding(self, cls, config, optimizer, hybrid_param):
+        """The plugin's embedding on one device; sharded (or hybrid) over several."""
+        if hybrid_param is not None:
+            if getattr(cls, "parallelism", None) != "key":
+                raise ConfigError(f"SparseEmbedding '{config.name}': hybrid_embedding_param needs "
+                                  f"DistributedSlotSparseEmbeddingHash (its infrequent keys are placed by key), "
+                                  f"not {config.type_name}")
+            return HybridEmbedding(cls, config, optimizer, self.comm, hybrid_param, self.solver)
+        if self.comm.size == 1:
+            return cls(config, optimizer)
+        return ShardedEmbedding(cls, config, optimizer, self.comm)
 
     def _expand_collections(self, collections, model_opt) -> list:
         """Embedding Collection lookups, each an ordinary Embedding (plugin hugectr-embeddings-collection)."""

@@ -2,7 +2,7 @@
 
     python tests/distributed_job.py --model dcn|dlrm --embedding distributed|localized --data DIR
         --vvgpu '[[0],[0]]' --steps 12 --out result.json [--save PREFIX] [--load PREFIX] [--device cpu|gpu]
-        [--fail-rank R]
+        [--fail-rank R] [--sgd] [--hybrid NVLink_SingleNode|IB_NVLink]
 
 Every rank writes ``out`` with ``.rank<R>`` appended: the loss of every step, the eval AUC and the
 predictions of the first evaluation batch. ``--fail-rank R`` makes rank R raise after two steps
@@ -52,6 +52,14 @@ def build(args, vvgpu, rank: int):
         model = builder.build_model(args.data, args.device)
     model.solver.vvgpu = vvgpu
     model.sparse_embeddings[0].embedding_type = EMBEDDINGS[args.embedding]
+    if getattr(args, "sgd", False) or getattr(args, "hybrid", None):  # hybrid embedding trains with SGD
+        model.opt_params = hugectr.CreateOptimizer(optimizer_type=hugectr.Optimizer_t.SGD)
+        model.sparse_embeddings[0].optimizer = None
+    if getattr(args, "hybrid", None):
+        model.sparse_embeddings[0].hybrid_embedding_param = hugectr.HybridEmbeddingParam(
+            2, -1, 0.01, 1.3e11, 1.9e11, 1.0, getattr(hugectr.CommunicationType, args.hybrid),
+            hugectr.HybridEmbeddingType.Distributed)
+        model.solver.num_iterations_statistics = 3
     if args.model_differs and rank == len(vvgpu) - 1:
         first = next(d for d in model.dense_layers if d.type_name in ("InnerProduct", "MLP"))
         if first.type_name == "MLP":
@@ -83,6 +91,9 @@ def main(argv=None) -> None:
     parser.add_argument("--load")
     parser.add_argument("--fail-rank", type=int, default=-1)
     parser.add_argument("--model-differs", action="store_true")
+    parser.add_argument("--sgd", action="store_true", help="SGD instead of the builder's Adam")
+    parser.add_argument("--hybrid", choices=["NVLink_SingleNode", "IB_NVLink", "IB_NVLink_Hier"],
+                        help="hybrid embedding with this communication type (and SGD)")
     args = parser.parse_args(argv)
     rank = host_rank()
     generate(args.model, args.data)
@@ -107,7 +118,10 @@ def main(argv=None) -> None:
         model.eval()
     auc = dict(model.get_eval_metrics())["AUC"]
     with open(f"{args.out}.rank{rank}", "w") as f:
-        json.dump({"losses": losses, "auc": auc, "predictions": np.asarray(predictions).ravel().tolist()}, f)
+        emb = model.runtime.embeddings[0]
+        frequent = int(emb.hot_keys.size) if getattr(emb, "hot_keys", None) is not None else None
+        json.dump({"losses": losses, "auc": auc, "predictions": np.asarray(predictions).ravel().tolist(),
+                   "frequent_categories": frequent}, f)
 
 
 if __name__ == "__main__":

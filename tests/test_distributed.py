@@ -20,7 +20,7 @@ import pytest
 
 import hugectr
 from hugectr_core.comm import Comm, HostGroup
-from hugectr_core.errors import BackendError, ConfigError, TrainingError
+from hugectr_core.errors import BackendError, ConfigError, DataError, TrainingError
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 JOB = os.path.join(HERE, "distributed_job.py")
@@ -163,7 +163,7 @@ def test_hosts_without_mpirun_and_oneshot_are_clear_errors(data, tmp_path):
     with pytest.raises(ConfigError, match="mpirun -np 2"):
         distributed_job.main(["--data", str(data / "dlrm"), "--vvgpu", "[[0], [0]]", "--out", str(tmp_path / "x")])
     args = argparse.Namespace(model="dlrm", data=str(data / "dlrm"), device="cpu", embedding="distributed",
-                              model_differs=False)
+                              model_differs=False, hybrid=None)
     model = distributed_job.build(args, [[0, 1]], 0)
     model.solver.all_reduce_algo = hugectr.AllReduceAlgo.OneShot
     with pytest.raises(BackendError, match="OneShot"):
@@ -259,7 +259,7 @@ def test_epoch_mode_short_last_batch_matches_one_device(data, tmp_path):
     gradient, the displayed loss and the evaluation still equal one device's."""
     def run(devices):
         args = argparse.Namespace(model="dlrm", data=str(data / "dlrm"), device="cpu", embedding="localized",
-                                  model_differs=False)
+                                  model_differs=False, hybrid=None)
         model = distributed_job.build(args, [list(range(devices))], 0)
         model.solver.repeat_dataset = False
         model.solver.drop_incomplete_batch = False
@@ -301,3 +301,66 @@ def test_workers_recover_after_an_error_the_user_caught():
     assert time.monotonic() - start < 10
     assert pool.run(lambda comm: comm.allgather(np.array([comm.rank])).tolist()) == [[0, 1], [0, 1]]
     pool.close()
+
+
+# -- hybrid embedding ------------------------------------------------------------------------------
+@pytest.mark.parametrize("model", ["dlrm", "dcn"])
+@pytest.mark.parametrize("rule", ["NVLink_SingleNode", "IB_NVLink"])
+def test_hybrid_embedding_trains_like_one_device(data, tmp_path, model, rule):
+    """Frequent categories replicated, the rest by key % W: on 1, 2 and 4 workers the same losses, AUC and
+    predictions as the ordinary embedding on one device (both frequency rules)."""
+    plain = run_in_process(data, tmp_path, model, "distributed", 1, "--sgd")
+    for devices in (1, 2, 4):
+        hybrid = run_in_process(data, tmp_path, model, "distributed", devices, "--hybrid", rule)
+        # at most max_num_frequent_categories=2 x the global batch; the bandwidth rule sees nothing to save on
+        # one worker (no all-to-all), the duplicate rule always finds the hot keys of the power law
+        assert hybrid["frequent_categories"] <= 2 * 512
+        assert hybrid["frequent_categories"] > 0 or (devices == 1 and rule == "IB_NVLink")
+        assert_same_training(plain, hybrid)
+
+
+def test_hybrid_embedding_under_mpiexec_and_its_checkpoint(data, tmp_path):
+    base = run_in_process(data, tmp_path, "dlrm", "distributed", 1, "--sgd")
+    saved = str(tmp_path / "hybrid2")
+    out, _ = run_mpi(data, tmp_path, "dlrm", "distributed", 2, "--hybrid", "NVLink_SingleNode", "--save", saved)
+    for rank in range(2):
+        assert_same_training(base, read(out, rank))
+    # the hybrid checkpoint (frequent replica + infrequent shards, sorted by key) loads into an ordinary model
+    keys = np.fromfile(f"{saved}0_sparse_0.model/key", "<i8")
+    assert keys.size == np.unique(keys).size and np.all(np.diff(keys) > 0)
+    ordinary = run_in_process(data, tmp_path, "dlrm", "distributed", 1, "--load", saved, "--steps", "0")
+    hybrid = run_in_process(data, tmp_path, "dlrm", "distributed", 2, "--hybrid", "IB_NVLink", "--load", saved,
+                            "--steps", "0")
+    np.testing.assert_allclose(hybrid["predictions"], ordinary["predictions"], rtol=1e-4, atol=1e-6)
+
+
+def test_hybrid_embedding_refuses_what_it_cannot_train(data):
+    args = argparse.Namespace(model="dlrm", data=str(data / "dlrm"), device="cpu", embedding="distributed",
+                              model_differs=False, hybrid="IB_NVLink", sgd=False)
+    model = distributed_job.build(args, [[0, 1]], 0)
+    model.sparse_embeddings[0].optimizer = hugectr.CreateOptimizer(optimizer_type=hugectr.Optimizer_t.Adam)
+    with pytest.raises(ConfigError, match="SGD only"):
+        model.compile()
+    model = distributed_job.build(args, [[0, 1]], 0)
+    model.sparse_embeddings[0].embedding_type = hugectr.Embedding_t.LocalizedSlotSparseEmbeddingHash
+    with pytest.raises(ConfigError, match="needs DistributedSlotSparseEmbeddingHash"):
+        model.compile()
+    model = distributed_job.build(args, [[0, 1]], 0)
+    param = model.sparse_embeddings[0].hybrid_embedding_param
+    param.max_num_infrequent_samples = 0  # no infrequent lookup allowed at all
+    model.compile()
+    with pytest.raises(DataError, match="max_num_infrequent_samples=0"):
+        for _ in range(5):
+            model.train()
+
+
+@pytest.mark.gpu
+def test_gpu_hybrid_embedding_trains_like_one_gpu(data, tmp_path):
+    if gpu_count() < 2:
+        pytest.skip("needs a host with 2 or more GPUs")
+    plain = run_in_process(data, tmp_path, "dlrm", "distributed", 1, "--sgd", "--device", "gpu")
+    for n in [n for n in (2, 4) if n <= gpu_count()]:
+        hybrid = run_in_process(data, tmp_path, "dlrm", "distributed", n, "--hybrid", "NVLink_SingleNode",
+                                "--device", "gpu")
+        assert hybrid["frequent_categories"] > 0
+        assert_same_training(plain, hybrid)

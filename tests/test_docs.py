@@ -49,8 +49,8 @@ def test_docs_pages_exist_and_their_links_resolve(page):
 def test_migration_guide_covers_every_documented_difference():
     text = open(os.path.join(DOCS, "migration.md"), encoding="utf-8").read()
     for topic in ("label_weight", "Scale", "initial_accu_value", "Select", "scaler", 'device="auto"', "seed",
-                  "learnable", "slot offsets", "Power-law", "num_samples", "issue 4", "issue 5", "issue 8",
-                  "issue 9"):
+                  "learnable", "slot offsets", "Power-law", "num_samples", "issue 8", "hybrid embedding",
+                  "keyset"):
         assert topic in text, topic
 
 

@@ -1,0 +1,280 @@
+"""Hybrid embedding (``SparseEmbedding(hybrid_embedding_param=...)``): frequent categories data parallel,
+the rest model parallel, chosen from the first ``num_iterations_statistics`` training batches.
+
+One-hot data and SGD only (as in HugeCTR). Every worker sees the keys of the whole global batch.
+
+* **Statistics** (``plan``): category counts over the first batches; a category is *frequent* by the
+  rule of ``communication_type`` (below), at most ``max_num_frequent_categories`` x global batch of them,
+  most frequent first.
+* **Frequent** categories: a replica on every worker (rows indexed by the sorted frequent keys). Forward
+  reads the replica for this worker's rows; backward sums the gradient per frequent category locally,
+  all-reduces that (n_frequent, vec) gradient and every replica applies the same SGD step.
+* **Infrequent** categories live on worker ``key % W`` (the plugin's embedding, one key per segment).
+  Forward: the owner looks up, for every other worker's rows, the infrequent keys it owns and sends just
+  those vectors (a variable-size all-to-all); backward sends those rows' gradients back to the owner.
+  Only infrequent lookups cross workers: that is the traffic hybrid embedding saves.
+
+Frequency rules (``HybridEmbeddingParam.communication_type``):
+  * ``NVLink_SingleNode``: frequent when the probability that the category occurs more than once in a
+    device's batch exceeds ``p_dup_max`` (per-sample probability p = count / samples seen; a batch of b
+    rows: ``1 - (1-p)^b - b p (1-p)^(b-1)``).
+  * ``IB_NVLink`` / ``IB_NVLink_Hier``: frequent when sending its lookups costs more than all-reducing
+    its row: ``lookups_per_batch * (W-1)/W / max_all_to_all_bandwidth > efficiency_bandwidth_ratio /
+    max_all_reduce_bandwidth`` (our reading of HugeCTR's bandwidth model; the row size cancels).
+
+Results equal the one-device embedding's (same (seed, key) initialisation, SGD on the summed gradient).
+
+Example:
+    >>> frequent_by_duplicates(np.array([10, 11]), np.array([500, 2]), samples=1000, rows=64, p_dup_max=0.01)
+    array([10])
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+
+from .backend import is_numpy, to_host
+from .contracts.embedding import Embedding
+from .contracts.layer import StepContext
+from .enums import type_string
+from .errors import ConfigError, DataError
+
+
+def frequent_by_duplicates(keys, counts, samples: int, rows: int, p_dup_max: float) -> np.ndarray:
+    """Keys whose chance of occurring twice or more in a batch of ``rows`` samples exceeds ``p_dup_max``."""
+    p = np.asarray(counts, np.float64) / max(samples, 1)
+    once_or_less = (1 - p) ** rows + rows * p * (1 - p) ** max(rows - 1, 0)
+    return np.asarray(keys)[(1 - once_or_less) > p_dup_max]
+
+
+def frequent_by_bandwidth(keys, counts, batches: int, workers: int, param) -> np.ndarray:
+    """Keys whose all-to-all traffic per batch costs more than all-reducing their row."""
+    lookups = np.asarray(counts, np.float64) / max(batches, 1)
+    a2a_cost = lookups * (workers - 1) / workers / param.max_all_to_all_bandwidth
+    return np.asarray(keys)[a2a_cost > param.efficiency_bandwidth_ratio / param.max_all_reduce_bandwidth]
+
+
+class HybridEmbedding(Embedding):
+    """This worker's part of a hybrid embedding (the runtime's view of it).
+
+    Args:
+        cls: the embedding plugin class that stores the infrequent categories (DistributedSlot).
+        config: the global EmbeddingConfig.
+        optimizer: the embedding's optimizer (SGD).
+        comm: this worker's Comm.
+        param: the ``hugectr.HybridEmbeddingParam``.
+        solver: for ``num_iterations_statistics`` and the batch size.
+    """
+
+    needs_statistics = True
+
+    def __init__(self, cls, config, optimizer, comm, param, solver):
+        super().__init__(config, optimizer)
+        where = f"SparseEmbedding '{config.name}' with hybrid_embedding_param"
+        if not getattr(optimizer, "plain_sgd", False):
+            raise ConfigError(f"{where}: hybrid embedding trains with SGD only (as in HugeCTR), not "
+                              f"{type(optimizer).__name__}; use CreateOptimizer(optimizer_type=SGD)")
+        if any(int(h) != 1 for h in config.max_nnz_per_slot):
+            raise ConfigError(f"{where}: hybrid embedding needs one-hot slots (max_nnz 1), got "
+                              f"{list(config.max_nnz_per_slot)}")
+        if type_string(param.hybrid_embedding_type) != "Distributed":
+            raise ConfigError(f"{where}: only HybridEmbeddingType.Distributed exists")
+        self.where, self.comm, self.param = where, comm, param
+        self.statistics_batches = int(solver.num_iterations_statistics)
+        if self.statistics_batches < 1:
+            raise ConfigError(f"{where}: CreateSolver(num_iterations_statistics=...) must be >= 1")
+        # the infrequent store: one key per segment, the plugin's hash table, rows and fused SGD
+        self.rare = cls(replace(config, combiner="sum", slot_num=1, max_nnz_per_slot=(1,), slot_size_array=()),
+                        optimizer)
+        self.hot_keys = None   # sorted frequent keys (device), None before plan()
+        self.hot_rows = None   # (n_frequent, vec) float32 replica
+        self._saved = None
+
+    # -- delegation -----------------------------------------------------------------------------
+    @property
+    def frozen(self) -> bool:
+        return getattr(self, "rare", None) is not None and self.rare.frozen
+
+    @frozen.setter
+    def frozen(self, value: bool) -> None:
+        if getattr(self, "rare", None) is not None:
+            self.rare.frozen = value
+
+    def allocate(self, xp, rng) -> None:
+        self.xp = xp
+        self.rare.allocate(xp, rng)
+        self.hot_keys = None
+        self.hot_rows = None
+
+    def memory_bytes(self) -> dict:
+        out = dict(self.rare.memory_bytes())
+        if self.hot_rows is not None:
+            out["frequent_replica"] = int(self.hot_rows.nbytes + self.hot_keys.nbytes)
+        return out
+
+    # -- statistics -------------------------------------------------------------------------------
+    def plan(self, batches) -> None:
+        """Choose the frequent categories from these host batches (identical on every worker)."""
+        keys = np.concatenate([np.asarray(b.sparse[self.config.bottom_name].keys).reshape(-1) for b in batches])
+        samples = sum(b.size for b in batches)
+        uniq, counts = np.unique(keys.astype(np.int64), return_counts=True)
+        order = np.lexsort((uniq, -counts))           # most frequent first, ties by key
+        uniq, counts = uniq[order], counts[order]
+        kind = type_string(self.param.communication_type)
+        rows = max(samples // max(len(batches), 1) // self.comm.size, 1)
+        if kind == "NVLink_SingleNode":
+            chosen = frequent_by_duplicates(uniq, counts, samples, rows, self.param.p_dup_max)
+        else:
+            chosen = frequent_by_bandwidth(uniq, counts, len(batches), self.comm.size, self.param)
+        limit = int(self.param.max_num_frequent_categories) * max(samples // max(len(batches), 1), 1)
+        self._install_frequent(np.sort(chosen[:max(limit, 0)]))
+
+    def _install_frequent(self, frequent: np.ndarray) -> None:
+        """Build the replica from the current values (loaded, trained or (seed, key)-initialised)."""
+        xp, vec, w = self.xp, self.config.embedding_vec_size, self.comm.size
+        mine = frequent[frequent % w == self.comm.rank]
+        values = self._rare_values(mine)
+        parts = self.comm.allgather_object((mine, values))
+        keys = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, np.int64)
+        rows = np.concatenate([p[1] for p in parts]) if parts else np.zeros((0, vec), np.float32)
+        order = np.argsort(keys)
+        self.hot_keys = xp.asarray(keys[order].astype(np.int64))
+        self.hot_rows = xp.asarray(rows[order].reshape(-1, vec).astype(np.float32))
+
+    def _rare_values(self, keys: np.ndarray) -> np.ndarray:
+        """Current vectors of keys this worker owns (inserting unseen ones: (seed, key) values)."""
+        vec = self.config.embedding_vec_size
+        if keys.size == 0:
+            return np.zeros((0, vec), np.float32)
+        out = self.xp.empty((keys.size, 1, vec), self.xp.float32)
+        self.rare.forward(StepContext(self.xp, training=True), np.arange(keys.size + 1, dtype=np.int64),
+                          self.xp.asarray(keys.astype(self._key_dtype())), out)
+        return to_host(out).reshape(keys.size, vec)
+
+    def _key_dtype(self):
+        return np.uint32 if self.config.key_dtype == "uint32" else np.int64
+
+    # -- which keys go where ----------------------------------------------------------------------
+    def _is_frequent(self, keys):
+        xp = self.xp
+        if self.hot_keys is None or self.hot_keys.size == 0:
+            return xp.zeros(keys.shape, bool), xp.zeros(keys.shape, xp.int64)
+        k = keys.astype(xp.int64)
+        pos = xp.minimum(xp.searchsorted(self.hot_keys, k), self.hot_keys.size - 1)
+        return self.hot_keys[pos] == k, pos
+
+    # -- forward ------------------------------------------------------------------------------------
+    def forward(self, ctx, row_offsets, keys, out_bse) -> None:
+        xp, w, rank = self.xp, self.comm.size, self.comm.rank
+        local, slots, vec = out_bse.shape
+        global_rows = local * w
+        offsets = np.asarray(to_host(row_offsets), np.int64)
+        if int(offsets[-1]) != global_rows * slots:
+            raise DataError(f"{self.where}: every slot of every sample must hold exactly one key (one-hot); the "
+                            f"batch has {int(offsets[-1])} keys for {global_rows} samples x {slots} slots")
+        keys_g = keys[:global_rows * slots].reshape(w, local * slots)
+        hot, pos = self._is_frequent(keys_g)       # (W, local*slots): per worker block
+        owner = keys_g.astype(xp.int64) % w
+        rare = ~hot
+        self._check_infrequent(rare)
+        # what I own for every worker's block, in row-major order, concatenated by destination
+        wanted = [xp.flatnonzero(rare[d] & (owner[d] == rank)) for d in range(w)]
+        my_keys = xp.concatenate([keys_g[d][wanted[d]] for d in range(w)])
+        vectors = self._rare_lookup(ctx, my_keys)
+        counts = [int(i.size) for i in wanted]
+        sent = xp.split(vectors, np.cumsum(counts)[:-1].tolist()) if w > 1 else [vectors]
+        received = self.comm.alltoall([xp.ascontiguousarray(s) for s in sent])
+        flat = xp.zeros((local * slots, vec), xp.float32)
+        mine_rare = [xp.flatnonzero(rare[rank] & (owner[rank] == o)) for o in range(w)]
+        for o in range(w):
+            flat[mine_rare[o]] = received[o].reshape(-1, vec)
+        hot_at = xp.flatnonzero(hot[rank])
+        if hot_at.size:
+            flat[hot_at] = self.hot_rows[pos[rank][hot_at]]
+        out_bse[...] = flat.reshape(local, slots, vec)
+        if ctx.training:
+            self._saved = (mine_rare, hot_at, pos[rank][hot_at], counts)
+
+    def _check_infrequent(self, rare) -> None:
+        """At most ``max_num_infrequent_samples`` x global batch infrequent lookups per batch (-1: no limit)."""
+        limit = int(self.param.max_num_infrequent_samples)
+        if limit < 0:
+            return
+        rows = rare.size // max(self.config.slot_num, 1)
+        found = int(to_host(rare.sum()))
+        if found > limit * rows:
+            raise DataError(f"{self.where}: {found} infrequent lookups in a global batch of {rows} exceed "
+                            f"max_num_infrequent_samples={limit} x {rows}; raise it (or -1 for no limit)")
+
+    def _rare_lookup(self, ctx, my_keys):
+        vec, n = self.config.embedding_vec_size, int(my_keys.size)
+        out = self.xp.empty((n, 1, vec), self.xp.float32)
+        self.rare.forward(ctx, np.arange(n + 1, dtype=np.int64), my_keys, out)
+        return out.reshape(n, vec)
+
+    # -- backward -----------------------------------------------------------------------------------
+    def backward(self, ctx, top_grad_bse, lr: float) -> None:
+        if self.frozen:
+            return
+        if self._saved is None:
+            raise ConfigError(f"{self.where}: backward needs a training forward first")
+        xp, w, vec = self.xp, self.comm.size, self.config.embedding_vec_size
+        mine_rare, hot_at, hot_pos, counts = self._saved
+        grad = xp.ascontiguousarray(top_grad_bse, dtype=xp.float32).reshape(-1, vec)
+        back = self.comm.alltoall([xp.ascontiguousarray(grad[mine_rare[o]]) for o in range(w)])
+        rare_grad = xp.concatenate([b.reshape(-1, vec) for b in back]) if w > 1 else back[0].reshape(-1, vec)
+        if rare_grad.shape[0]:
+            self.rare.backward(ctx, rare_grad.reshape(-1, 1, vec), lr)
+        self._frequent_update(grad, hot_at, hot_pos, lr / ctx.scaler)
+
+    def _frequent_update(self, grad, hot_at, hot_pos, step: float) -> None:
+        """Sum the gradient per frequent category here, all-reduce it, apply the same SGD step everywhere."""
+        xp = self.xp
+        if self.hot_rows is None or self.hot_rows.size == 0:
+            return
+        total = xp.zeros_like(self.hot_rows)
+        if hot_at.size:
+            if is_numpy(xp):
+                np.add.at(total, hot_pos, grad[hot_at])
+            else:
+                import cupyx  # noqa: PLC0415 - GPU only
+
+                cupyx.scatter_add(total, hot_pos, grad[hot_at])
+        self.comm.allreduce_sum(total)
+        self.hot_rows -= step * total
+
+    # -- checkpoints --------------------------------------------------------------------------------
+    def dump(self) -> dict:
+        local = self.rare.dump()
+        keys, vectors = local["key"], local["emb_vector"]
+        hot = to_host(self.hot_keys) if self.hot_keys is not None else np.zeros(0, np.int64)
+        stale = np.isin(keys, hot)  # frequent keys keep an old copy in their owner's store: not theirs now
+        keys, vectors = keys[~stale], vectors[~stale]
+        if self.comm.rank == 0 and hot.size:
+            keys = np.concatenate([keys, hot])
+            vectors = np.concatenate([vectors, to_host(self.hot_rows)])
+        parts = self.comm.allgather_object((keys, vectors))
+        keys = np.concatenate([p[0] for p in parts])
+        order = np.argsort(keys, kind="stable")
+        return {"key": keys[order], "emb_vector": np.concatenate([p[1] for p in parts])[order], "slot_id": None}
+
+    def dump_optimizer_states(self) -> list:
+        return []  # SGD keeps no state
+
+    def load(self, key, emb_vector, slot_id=None) -> None:
+        key = np.asarray(key).astype(np.int64)
+        emb_vector = np.asarray(emb_vector, np.float32)
+        if self.hot_keys is not None and self.hot_keys.size:
+            hot = to_host(self.hot_keys)
+            at = np.searchsorted(hot, key).clip(0, hot.size - 1)
+            is_hot = hot[at] == key
+            if is_hot.any():
+                self.hot_rows[self.xp.asarray(at[is_hot])] = self.xp.asarray(emb_vector[is_hot])
+            key, emb_vector = key[~is_hot], emb_vector[~is_hot]
+        mine = key % self.comm.size == self.comm.rank
+        self.rare.load(key[mine], emb_vector[mine])
+
+    def load_optimizer_states(self, key, states) -> None:
+        if len(states):
+            raise ConfigError(f"{self.where}: SGD keeps no optimizer state, the file has {len(states)}")
