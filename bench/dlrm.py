@@ -119,8 +119,15 @@ def build_model(args, cards, train_file, eval_file):
                                                                                           len(cards))]))
     table_mb = int(np.ceil(sum(cards) * 1.05 * 4 * VEC / 2**20)) + 1  # SGD keeps no optimizer state
     embedding = getattr(args, "embedding", "DistributedSlotSparseEmbeddingHash")
-    model.add(hugectr.SparseEmbedding(embedding_type=embedding, workspace_size_per_gpu_in_mb=table_mb, embedding_vec_size=VEC, combiner="sum",
-                                      sparse_embedding_name="sparse_embedding1", bottom_name="data1"))
+    hybrid = None
+    if embedding == "hybrid":  # bench/scaling.py --embedding hybrid: frequent categories data parallel
+        embedding = "DistributedSlotSparseEmbeddingHash"
+        hybrid = hugectr.HybridEmbeddingParam(2, -1, 0.01, 1.3e11, 1.9e11, 1.0,
+                                              hugectr.CommunicationType.NVLink_SingleNode,
+                                              hugectr.HybridEmbeddingType.Distributed)
+    model.add(hugectr.SparseEmbedding(embedding_type=embedding, workspace_size_per_gpu_in_mb=table_mb,
+                                      embedding_vec_size=VEC, combiner="sum", sparse_embedding_name="sparse_embedding1",
+                                      bottom_name="data1", hybrid_embedding_param=hybrid))
     model.add(dense_layer(hugectr.Layer_t.MLP, ["dense"], ["mlp1"], num_outputs=BOTTOM))
     model.add(dense_layer(hugectr.Layer_t.Interaction, ["mlp1", "sparse_embedding1"], ["interaction1"]))
     model.add(dense_layer(hugectr.Layer_t.MLP, ["interaction1"], ["mlp2"], num_outputs=TOP,

@@ -31,7 +31,8 @@ def parse_args(argv=None):
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--precision", choices=["tf32", "fp32", "mixed"], default="tf32")
-    p.add_argument("--embedding", default="LocalizedSlotSparseEmbeddingHash")
+    p.add_argument("--embedding", default="LocalizedSlotSparseEmbeddingHash",
+                   help="DistributedSlotSparseEmbeddingHash, LocalizedSlotSparseEmbeddingHash or hybrid")
     p.add_argument("--device", choices=["gpu", "cpu"], default="gpu")
     p.add_argument("--small", action="store_true")
     p.add_argument("--mpi", action="store_true", help="one process per GPU (run under mpirun -np N)")
@@ -56,6 +57,8 @@ def measure(args, gpus: int, vvgpu=None) -> dict:
     cards = dlrm.KAGGLE if not args.small else [min(c, dlrm.SMALL_CARD_CAP) for c in dlrm.KAGGLE]
     model = dlrm.build_model(conf, cards, "unused-train.bin", "unused-val.bin")
     batches = dlrm.host_batches(2, conf.batch, cards)
+    # hybrid embedding: the statistics Model.train() would gather first, from these batches
+    model._each(lambda rt: [e.plan(batches) for e in rt.embeddings if getattr(e, "needs_statistics", False)])
     residents = model._each(lambda rt: dlrm.ResidentInputs(rt, batches).__enter__())
     lr = model.learning_rate
     try:

@@ -91,3 +91,19 @@ def test_tf32_is_refused_on_the_cpu():
         bench.parse_args(["--device", "cpu", "--precision", "tf32"])
     assert bench.parse_args(["--device", "cpu"]).precision == "fp32"
     assert bench.parse_args([]).precision == "tf32"
+
+
+@pytest.mark.parametrize("embedding", ["LocalizedSlotSparseEmbeddingHash", "hybrid"])
+def test_scaling_bench_smoke_run_reports_every_worker_count(tmp_path, embedding):
+    """bench/scaling.py on NumPy workers (threads): one row per worker count, speed-up against one."""
+    out = tmp_path / "scaling.json"
+    done = subprocess.run([sys.executable, str(BENCH.parent / "scaling.py"), "--device", "cpu", "--small",
+                           "--per-gpu-batch", "256", "--gpus", "1,2", "--steps", "2", "--warmup", "1",
+                           "--precision", "fp32", "--embedding", embedding, "--json", str(out)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(out.read_text())
+    assert [r["gpus"] for r in result["rows"]] == [1, 2]
+    assert [r["global_batch"] for r in result["rows"]] == [256, 512]
+    assert result["rows"][0]["speedup_over_one"] == pytest.approx(1.0)
+    assert all(r["samples_per_s"] > 0 and math.isfinite(r["loss"]) for r in result["rows"])
