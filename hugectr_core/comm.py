@@ -177,11 +177,20 @@ class Comm:
         parts = [a[self.rank * n:(self.rank + 1) * n] for a in self.allgather_object(_snapshot(x))]
         out[...] = _sum_in_order(parts)
 
-    def alltoall(self, parts: list) -> list:
-        """``parts[d]`` goes to worker d; returns what each worker sent to this one, by source rank."""
+    def alltoall(self, parts: list, recv_shapes=None) -> list:
+        """``parts[d]`` goes to worker d; returns what each worker sent to this one, by source rank.
+
+        ``recv_shapes`` (one per source), when the caller can work them out, spares NCCL a host exchange
+        of the shapes; here they are checked against what arrives, so a wrong one fails on the CPU."""
         if self.size == 1:
-            return list(parts)
-        return [sent[self.rank] for sent in self.allgather_object([_snapshot(p) for p in parts])]
+            received = list(parts)
+        else:
+            received = [sent[self.rank] for sent in self.allgather_object([_snapshot(p) for p in parts])]
+        if recv_shapes is not None:
+            got = [tuple(r.shape) for r in received]
+            if got != [tuple(s) for s in recv_shapes]:
+                raise BackendError(f"worker {self.rank}: all-to-all expected shapes {list(recv_shapes)}, got {got}")
+        return received
 
 
 def _snapshot(x) -> np.ndarray:
@@ -250,14 +259,16 @@ class NcclComm(Comm):
         nccl, kind = self._types(x)
         self.nccl.reduceScatter(x.data.ptr, out.data.ptr, out.size, kind, nccl.NCCL_SUM, self._stream())
 
-    def alltoall(self, parts: list) -> list:
+    def alltoall(self, parts: list, recv_shapes=None) -> list:
         if self.size == 1:
             return list(parts)
         import cupy  # noqa: PLC0415 - GPU only
 
         nccl, kind = self._types(parts[0])
-        shapes = self.allgather_object([tuple(p.shape) for p in parts])
-        received = [cupy.empty(shapes[src][self.rank], parts[0].dtype) for src in range(self.size)]
+        if recv_shapes is None:  # a host exchange of the shapes (a sync point of every worker)
+            shapes = self.allgather_object([tuple(p.shape) for p in parts])
+            recv_shapes = [shapes[src][self.rank] for src in range(self.size)]
+        received = [cupy.empty(tuple(shape), parts[0].dtype) for shape in recv_shapes]
         stream = self._stream()
         parts = [cupy.ascontiguousarray(p) for p in parts]
         nccl.groupStart()

@@ -184,9 +184,11 @@ class HybridEmbedding(Embedding):
         vectors = self._rare_lookup(ctx, my_keys)
         counts = [int(i.size) for i in wanted]
         sent = xp.split(vectors, np.cumsum(counts)[:-1].tolist()) if w > 1 else [vectors]
-        received = self.comm.alltoall([xp.ascontiguousarray(s) for s in sent])
-        flat = xp.zeros((local * slots, vec), xp.float32)
         mine_rare = [xp.flatnonzero(rare[rank] & (owner[rank] == o)) for o in range(w)]
+        # every worker knows every key, so what arrives from each owner is known here: no shape exchange
+        received = self.comm.alltoall([xp.ascontiguousarray(s) for s in sent],
+                                      [(int(m.size), vec) for m in mine_rare])
+        flat = xp.zeros((local * slots, vec), xp.float32)
         for o in range(w):
             flat[mine_rare[o]] = received[o].reshape(-1, vec)
         hot_at = xp.flatnonzero(hot[rank])
@@ -222,7 +224,8 @@ class HybridEmbedding(Embedding):
         xp, w, vec = self.xp, self.comm.size, self.config.embedding_vec_size
         mine_rare, hot_at, hot_pos, counts = self._saved
         grad = xp.ascontiguousarray(top_grad_bse, dtype=xp.float32).reshape(-1, vec)
-        back = self.comm.alltoall([xp.ascontiguousarray(grad[mine_rare[o]]) for o in range(w)])
+        back = self.comm.alltoall([xp.ascontiguousarray(grad[mine_rare[o]]) for o in range(w)],
+                                  [(c, vec) for c in counts])
         rare_grad = xp.concatenate([b.reshape(-1, vec) for b in back]) if w > 1 else back[0].reshape(-1, vec)
         if rare_grad.shape[0]:
             self.rare.backward(ctx, rare_grad.reshape(-1, 1, vec), lr)

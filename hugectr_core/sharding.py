@@ -139,7 +139,8 @@ class ShardedEmbedding(Embedding):
         """All-to-all: send worker d rows [d*local, (d+1)*local) of my slots; place what arrives."""
         xp, w = self.xp, self.comm.size
         sent = [xp.ascontiguousarray(part[d * local:(d + 1) * local]) for d in range(w)]
-        for src, rows in enumerate(self.comm.alltoall(sent)):
+        shapes = [(local, len(range(src, self.config.slot_num, w)), part.shape[2]) for src in range(w)]
+        for src, rows in enumerate(self.comm.alltoall(sent, shapes)):
             out[:, src::w] = rows
 
     def _mean_scale(self, offsets: np.ndarray, local: int, slots: int):
@@ -159,7 +160,8 @@ class ShardedEmbedding(Embedding):
             full = self.comm.allgather(grad)
         else:
             sent = [xp.ascontiguousarray(grad[:, d::w]) for d in range(w)]
-            full = xp.concatenate(self.comm.alltoall(sent), axis=0)
+            shapes = [(grad.shape[0], len(self.owned_slots), grad.shape[2])] * w
+            full = xp.concatenate(self.comm.alltoall(sent, shapes), axis=0)
         self.shard.backward(ctx, full, lr)
 
     # -- checkpoints: gathered from every shard, sorted by key ------------------------------------
