@@ -320,14 +320,19 @@ class Model:
         return ec, lookups
 
     def embedding_dump(self, path: str, table_names=None) -> None:
-        """Write the Embedding Collection tables (formats.md 2.8) under ``path``."""
+        """Write the Embedding Collection tables (formats.md 2.8) under ``path`` (on several devices: gathered
+        from every device, written by the lead process)."""
         ec, lookups = self._collection_io()
-        ec.dump_collection(lookups, path, table_names or None)
+        contents = self._each(lambda rt: ec.gather_tables(rt.embeddings))[0] if self.runtime.device_count > 1 \
+            else None
+        if self.is_lead_process:
+            ec.dump_collection(lookups, path, table_names or None, contents)
 
     def embedding_load(self, path: str, table_names=None) -> None:
-        """Load Embedding Collection tables written by ``embedding_dump``."""
-        ec, lookups = self._collection_io()
-        ec.load_collection(lookups, path, table_names or None)
+        """Load Embedding Collection tables written by ``embedding_dump`` (into every device)."""
+        ec, _ = self._collection_io()
+        self._each(lambda rt: ec.load_collection([e for e in rt.embeddings if getattr(e, "collection", False)],
+                                                 path, table_names or None))
 
     # -- graph JSON ----------------------------------------------------------------------------
     def graph_to_json(self, graph_config_file: str) -> None:

@@ -148,13 +148,11 @@ class Runtime:
         if not self.solver.use_embedding_collection:
             raise ConfigError("the model has an EmbeddingCollectionConfig: create the solver with "
                               "CreateSolver(use_embedding_collection=True)")
-        if self.comm.size > 1:
-            raise BackendError("Embedding Collection shard plans over several devices are not available in this "
-                               "version; train it with vvgpu=[[0]] or use SparseEmbedding")
         factory = registry("embeddings").load("EmbeddingCollection")
         out = []
         for index, ebc in enumerate(collections):
-            out += factory.expand(ebc, self.input_layer, self.solver, model_opt, collection_index=index)
+            out += factory.expand(ebc, self.input_layer, self.solver, model_opt, collection_index=index,
+                                  comm=self.comm)
         names = [e.config.top_name for e in self.embeddings + out]
         if len(set(names)) != len(names):
             raise GraphError(f"embedding output names must be unique, got {names}")

@@ -129,11 +129,8 @@ class ShardedEmbedding(Embedding):
 
     def _owned_keys(self, offsets: np.ndarray, keys):
         """The CSR of the keys this worker owns (offsets stay on the device: no host round trip)."""
-        xp, w = self.xp, self.comm.size
         keys = keys[:int(offsets[-1])]
-        mine = (keys.astype(xp.int64) % w) == self.comm.rank
-        kept = xp.concatenate([xp.zeros(1, xp.int64), xp.cumsum(mine, dtype=xp.int64)])
-        return kept[xp.asarray(offsets)], keys[mine]
+        return filter_csr(self.xp, offsets, keys, (keys.astype(self.xp.int64) % self.comm.size) == self.comm.rank)
 
     def _slots_to_rows(self, part, out, local: int) -> None:
         """All-to-all: send worker d rows [d*local, (d+1)*local) of my slots; place what arrives."""
@@ -207,6 +204,18 @@ class ShardedEmbedding(Embedding):
 
     def _key_dtype(self):
         return np.uint32 if self.config.key_dtype == "uint32" else np.int64
+
+
+def filter_csr(xp, offsets, keys, keep):
+    """The CSR of the keys where ``keep`` is True, segments unchanged (device offsets, device keys).
+
+    Example:
+        >>> filter_csr(np, np.array([0, 2, 3]), np.array([4, 5, 6]), np.array([True, False, True]))
+        (array([0, 1, 2]), array([4, 6]))
+    """
+    keys = keys[:int(offsets[-1])]
+    kept = xp.concatenate([xp.zeros(1, xp.int64), xp.cumsum(keep, dtype=xp.int64)])
+    return kept[xp.asarray(offsets)], keys[keep]
 
 
 def _select_slots(xp, offsets: np.ndarray, keys, rows: int, slots: int, pick: list):

@@ -4,7 +4,8 @@
 value_type (0 float32), 0, max_ev_len}``, then int32 ``table_id[n]``, uint64 ``key_count[n]``, int32
 ``ev_len[n]``; per table ``key<table_id>`` (keys in the key type) and ``weight<table_id>`` (float32
 ``[key_count, ev_len]``). ``table_id`` is the table's index in the collection (first-use order).
-On one device every table is whole, so dump writes it whole and load needs no re-sharding.
+On several devices dump writes what ``sharded.gather_tables`` collected from every device, and load
+reads every key into every device's storage (each device then answers only for its share).
 """
 from __future__ import annotations
 
@@ -21,7 +22,8 @@ HEADER_INTS = 5
 
 
 def _collections(embeddings) -> dict:
-    """{collection index: {table name: table}} over the Embedding Collection lookups of ``embeddings``."""
+    """{collection index: {table name: table}} over the Embedding Collection lookups of ``embeddings``
+    (sharded lookups expose the same ``parts`` and ``config``)."""
     out: dict = {}
     for emb in embeddings:
         if not getattr(emb, "collection", False):
@@ -41,11 +43,12 @@ def _select(tables: dict, table_names, where: str) -> list:
     return sorted((tables[n] for n in table_names), key=lambda t: t.index)
 
 
-def dump_collection(embeddings, path: str, table_names=None) -> list:
+def dump_collection(embeddings, path: str, table_names=None, contents=None) -> list:
     """Write ``embedding_collection_<i>`` folders under ``path``; returns the folders written.
 
     ``table_names``: only these tables (across collections: names absent from a collection are skipped
-    there, but each name must exist in some collection)."""
+    there, but each name must exist in some collection). ``contents``: {table name: (keys, rows)} to
+    write instead of the local tables (gathered from every device, ``sharded.gather_tables``)."""
     written, colls = [], _collections(embeddings)
     if table_names is not None:
         everywhere = {n for tables in colls.values() for n in tables}
@@ -63,8 +66,12 @@ def dump_collection(embeddings, path: str, table_names=None) -> list:
         key_dtype = "<i8" if key_type else "<u4"
         counts = []
         for table in chosen:
-            keys = table.keys_in_row_order()
-            weights = to_host(table.rows[: keys.size]).astype("<f4")
+            if contents is not None and table.name in contents:
+                keys, weights = contents[table.name]
+                weights = np.asarray(weights, "<f4")
+            else:
+                keys = table.keys_in_row_order()
+                weights = to_host(table.rows[: keys.size]).astype("<f4")
             keys.astype(key_dtype).tofile(os.path.join(folder, f"key{table.index}"))
             weights.tofile(os.path.join(folder, f"weight{table.index}"))
             counts.append(keys.size)

@@ -277,11 +277,13 @@ class EmbeddingCollection:
     one Embedding object per lookup, sharing the collection's tables."""
 
     @classmethod
-    def expand(cls, ebc_config, input_layer, solver, model_opt_params, collection_index: int = 0) -> list:
+    def expand(cls, ebc_config, input_layer, solver, model_opt_params, collection_index: int = 0,
+               comm=None) -> list:
         """Embedding objects of ``ebc_config``'s lookups, in lookup order.
 
         ``collection_index``: the collection's position among the model's collections (its dump folder
-        ``embedding_collection_<index>``).
+        ``embedding_collection_<index>``). ``comm``: this worker's Comm when the model runs on several
+        devices (the lookups then follow the collection's shard plan, see ``sharded``).
         """
         if not ebc_config.lookups:
             raise ConfigError("EmbeddingCollectionConfig: no embedding_lookup was added")
@@ -317,4 +319,9 @@ class EmbeddingCollection:
                 extra={"bottom_names": list(lk.bottom_names), "table_names": [t.name for t in lk.tables],
                        "combiners": list(lk.combiners), "fused": lk.fused, "collection_index": collection_index})
             out.append(EmbeddingCollectionLookup(config, parts, owns))
+        if comm is not None and comm.size > 1:
+            from .sharded import ShardedLookup, placements  # noqa: PLC0415 - only for several devices
+
+            plan = placements(ebc_config, list(tables), comm.size)
+            out = [ShardedLookup(lookup, plan, comm) for lookup in out]
         return out

@@ -1,0 +1,143 @@
+"""Embedding Collection over several workers: the shard plan (row-wise and table-wise mp, dp) trains like
+one device (NumPy worker threads; the same code runs per GPU with NCCL)."""
+import numpy as np
+import pytest
+
+import hugectr
+from hugectr.tools import DataGenerator, DataGeneratorParams
+
+SLOTS, NNZ = [300, 60, 25], [3, 1, 1]   # t0 multi-hot (mean), t1 and t2 one-hot
+COMBINERS = ["mean", "sum", "sum"]
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ecshard")
+    DataGenerator(DataGeneratorParams(hugectr.DataReaderType_t.Parquet, 1, 4, len(SLOTS), True,
+                                      str(root / "train.txt"), str(root / "val.txt"), SLOTS, nnz_array=NNZ,
+                                      num_files=1, eval_num_files=1, num_samples_per_file=4096, seed=3,
+                                      label_model="learnable")).generate()
+    return root
+
+
+def plan_for(workers: int):
+    """t0 row-wise over every worker (mp), t1 on the last worker only (mp), t2 replicated (dp)."""
+    if workers == 1:
+        return None
+    matrix = [["t0", "t2"] for _ in range(workers)]
+    matrix[-1].append("t1")
+    return matrix, [("mp", ["t0", "t1"]), ("dp", ["t2"])]
+
+
+def build(data, workers: int, fused: bool = True):
+    solver = hugectr.CreateSolver(batchsize=256, batchsize_eval=256, max_eval_batches=4, lr=0.01, seed=2,
+                                  device="cpu", i64_input_key=True, use_embedding_collection=True,
+                                  vvgpu=[list(range(workers))])
+    reader = hugectr.DataReaderParams(data_reader_type=hugectr.DataReaderType_t.Parquet,
+                                      source=[str(data / "train.txt")], eval_source=str(data / "val.txt"),
+                                      check_type=hugectr.Check_t.Non)
+    model = hugectr.Model(solver, reader, hugectr.CreateOptimizer(optimizer_type=hugectr.Optimizer_t.Adam))
+    names = [f"C{i}" for i in range(len(SLOTS))]
+    model.add(hugectr.Input(label_dim=1, label_name="label", dense_dim=4, dense_name="dense",
+                            data_reader_sparse_param_array=[hugectr.DataReaderSparseParam(n, nnz, nnz == 1, 1)
+                                                            for n, nnz in zip(names, NNZ)]))
+    tables = [hugectr.EmbeddingTableConfig(name=f"t{i}", max_vocabulary_size=s, ev_size=8)
+              for i, s in enumerate(SLOTS)]
+    ebc = hugectr.EmbeddingCollectionConfig()
+    if fused:
+        ebc.embedding_lookup(tables, names, "emb", COMBINERS)
+        top = "emb"
+    else:
+        for i, (t, n, c) in enumerate(zip(tables, names, COMBINERS)):
+            ebc.embedding_lookup(t, n, f"e{i}", c)
+        model_layers_in = [f"e{i}" for i in range(len(SLOTS))]
+    plan = plan_for(workers)
+    if plan is not None:
+        ebc.shard(shard_matrix=plan[0], shard_strategy=plan[1])
+    model.add(ebc)
+    layers = []
+    if not fused:
+        layers.append(hugectr.DenseLayer("Concat", model_layers_in, ["emb3"]))
+        layers.append(hugectr.DenseLayer("Reshape", ["emb3"], ["emb"], leading_dim=8 * len(SLOTS)))
+    layers += [hugectr.DenseLayer("Concat", ["emb", "dense"], ["x"]),
+               hugectr.DenseLayer("InnerProduct", ["x"], ["fc1"], num_output=16),
+               hugectr.DenseLayer("ReLU", ["fc1"], ["r1"]),
+               hugectr.DenseLayer("InnerProduct", ["r1"], ["fc2"], num_output=1),
+               hugectr.DenseLayer("BinaryCrossEntropyLoss", ["fc2", "label"], ["loss"])]
+    for layer in layers:
+        model.add(layer)
+    model.compile()
+    return model
+
+
+def train(model, steps=12):
+    losses = []
+    for _ in range(steps):
+        model.train()
+        losses.append(model.get_current_loss())
+    for _ in range(2):
+        model.eval()
+    return np.array(losses), dict(model.get_eval_metrics())["AUC"]
+
+
+def dumped(path):
+    from hugectr_embeddings_collection.io import read_meta_data
+
+    folder = f"{path}/embedding_collection_0"
+    meta = read_meta_data(folder)
+    out = {}
+    for tid, (count, ev) in meta["tables"].items():
+        keys = np.fromfile(f"{folder}/key{tid}", "<i8")
+        rows = np.fromfile(f"{folder}/weight{tid}", "<f4").reshape(count, ev)
+        out[tid] = dict(zip(keys.tolist(), rows))
+    return out
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_shard_plan_trains_like_one_device(data, fused):
+    base_losses, base_auc = train(build(data, 1, fused))
+    for workers in (2, 4):
+        losses, auc = train(build(data, workers, fused))
+        np.testing.assert_allclose(losses, base_losses, rtol=1e-5)
+        assert abs(auc - base_auc) < 1e-4
+
+
+def test_sharded_tables_dump_and_load_like_one_device(data, tmp_path):
+    one, four = build(data, 1), build(data, 4)
+    train(one, 6)
+    train(four, 6)
+    one.embedding_dump(str(tmp_path / "one"))
+    four.embedding_dump(str(tmp_path / "four"))
+    a, b = dumped(tmp_path / "one"), dumped(tmp_path / "four")
+    assert a.keys() == b.keys()
+    for tid in a:
+        assert sorted(a[tid]) == sorted(b[tid])  # same keys, gathered from the workers that own them
+        for key, row in a[tid].items():
+            np.testing.assert_allclose(b[tid][key], row, rtol=1e-5, atol=1e-6)
+    # a 1-device dump loads on 2 workers: the same predictions as the 1-device model
+    two = build(data, 2)
+    two.embedding_load(str(tmp_path / "one"))
+    two._each(lambda rt: rt.dense.master.__setitem__(Ellipsis, one.runtime.dense.master))
+    batch = one.get_data_reader_eval().next_batch()
+    expected = one.runtime.eval_step(batch)[0]
+    got = two._each(lambda rt: rt.eval_step(batch))[0][0]
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_row_wise_concat_is_refused(data):
+    with pytest.raises(hugectr.ConfigError, match="row-wise"):
+        solver = hugectr.CreateSolver(batchsize=8, batchsize_eval=8, device="cpu", use_embedding_collection=True,
+                                      vvgpu=[[0, 1]])
+        model = hugectr.Model(solver, hugectr.DataReaderParams("Parquet", [str(data / "train.txt")],
+                                                               str(data / "val.txt")), hugectr.CreateOptimizer())
+        model.add(hugectr.Input(label_dim=1, label_name="label", dense_dim=0, dense_name="dense",
+                                data_reader_sparse_param_array=[hugectr.DataReaderSparseParam("C0", 2, False, 1)]))
+        ebc = hugectr.EmbeddingCollectionConfig()
+        ebc.embedding_lookup(hugectr.EmbeddingTableConfig(name="t", max_vocabulary_size=10, ev_size=4), "C0", "emb",
+                             "concat")
+        ebc.shard(shard_matrix=[["t"], ["t"]], shard_strategy=[("mp", ["t"])])
+        model.add(ebc)
+        model.add(hugectr.DenseLayer("Reshape", ["emb"], ["flat"], leading_dim=8))
+        model.add(hugectr.DenseLayer("InnerProduct", ["flat"], ["fc"], num_output=1))
+        model.add(hugectr.DenseLayer("BinaryCrossEntropyLoss", ["fc", "label"], ["loss"]))
+        model.compile()
