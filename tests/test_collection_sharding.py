@@ -29,9 +29,9 @@ def plan_for(workers: int):
     return matrix, [("mp", ["t0", "t1"]), ("dp", ["t2"])]
 
 
-def build(data, workers: int, fused: bool = True):
+def build(data, workers: int, fused: bool = True, device: str = "cpu"):
     solver = hugectr.CreateSolver(batchsize=256, batchsize_eval=256, max_eval_batches=4, lr=0.01, seed=2,
-                                  device="cpu", i64_input_key=True, use_embedding_collection=True,
+                                  device=device, i64_input_key=True, use_embedding_collection=True,
                                   vvgpu=[list(range(workers))])
     reader = hugectr.DataReaderParams(data_reader_type=hugectr.DataReaderType_t.Parquet,
                                       source=[str(data / "train.txt")], eval_source=str(data / "val.txt"),
@@ -141,3 +141,15 @@ def test_row_wise_concat_is_refused(data):
         model.add(hugectr.DenseLayer("InnerProduct", ["flat"], ["fc"], num_output=1))
         model.add(hugectr.DenseLayer("BinaryCrossEntropyLoss", ["fc", "label"], ["loss"]))
         model.compile()
+
+
+@pytest.mark.gpu
+def test_gpu_shard_plan_trains_like_one_gpu(data):
+    import cupy
+
+    if cupy.cuda.runtime.getDeviceCount() < 2:
+        pytest.skip("needs a host with 2 or more GPUs")
+    base_losses, base_auc = train(build(data, 1, device="gpu"))
+    losses, auc = train(build(data, 2, device="gpu"))
+    np.testing.assert_allclose(losses, base_losses, rtol=1e-5)
+    assert abs(auc - base_auc) < 1e-4
