@@ -37,7 +37,8 @@ import numpy as np
 from .errors import BackendError, ConfigError, TrainingError
 
 _ABORT_GRACE_S = 1.0
-_MPI_SIZE_VARS = ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE", "MPI_LOCALNRANKS", "SLURM_NTASKS")
+# set by Open MPI, MPICH (Hydra) and PMIx launchers; a plain `srun` without MPI sets none of them
+_MPI_SIZE_VARS = ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE", "MPI_LOCALNRANKS")
 
 
 def collective_timeout() -> float:
@@ -47,7 +48,7 @@ def collective_timeout() -> float:
 def launched_by_mpi() -> bool:
     """True when this process is one of several started by mpirun/mpiexec (read from the launcher's
     environment, so mpi4py is only imported for real multi-process jobs)."""
-    for name in _MPI_SIZE_VARS[:4]:
+    for name in _MPI_SIZE_VARS:
         value = os.environ.get(name)
         if value and value.isdigit() and int(value) > 1:
             return True

@@ -35,10 +35,10 @@ from dataclasses import replace
 import numpy as np
 
 from .backend import is_numpy, to_host
-from .contracts.embedding import Embedding
 from .contracts.layer import StepContext
 from .enums import type_string
 from .errors import ConfigError, DataError
+from .sharding import WrappedEmbedding
 
 
 def frequent_by_duplicates(keys, counts, samples: int, rows: int, p_dup_max: float) -> np.ndarray:
@@ -55,8 +55,9 @@ def frequent_by_bandwidth(keys, counts, batches: int, workers: int, param) -> np
     return np.asarray(keys)[a2a_cost > param.efficiency_bandwidth_ratio / param.max_all_reduce_bandwidth]
 
 
-class HybridEmbedding(Embedding):
-    """This worker's part of a hybrid embedding (the runtime's view of it).
+class HybridEmbedding(WrappedEmbedding):
+    """This worker's part of a hybrid embedding (the runtime's view of it); ``inner`` is the plugin's
+    embedding holding the infrequent categories this worker owns (one key per segment).
 
     Args:
         cls: the embedding plugin class that stores the infrequent categories (DistributedSlot).
@@ -85,30 +86,20 @@ class HybridEmbedding(Embedding):
         if self.statistics_batches < 1:
             raise ConfigError(f"{where}: CreateSolver(num_iterations_statistics=...) must be >= 1")
         # the infrequent store: one key per segment, the plugin's hash table, rows and fused SGD
-        self.rare = cls(replace(config, combiner="sum", slot_num=1, max_nnz_per_slot=(1,), slot_size_array=()),
+        self.inner = cls(replace(config, combiner="sum", slot_num=1, max_nnz_per_slot=(1,), slot_size_array=()),
                         optimizer)
         self.hot_keys = None   # sorted frequent keys (device), None before plan()
         self.hot_rows = None   # (n_frequent, vec) float32 replica
         self._saved = None
 
-    # -- delegation -----------------------------------------------------------------------------
-    @property
-    def frozen(self) -> bool:
-        return getattr(self, "rare", None) is not None and self.rare.frozen
-
-    @frozen.setter
-    def frozen(self, value: bool) -> None:
-        if getattr(self, "rare", None) is not None:
-            self.rare.frozen = value
-
+    # -- storage ---------------------------------------------------------------------------------
     def allocate(self, xp, rng) -> None:
-        self.xp = xp
-        self.rare.allocate(xp, rng)
+        super().allocate(xp, rng)
         self.hot_keys = None
         self.hot_rows = None
 
     def memory_bytes(self) -> dict:
-        out = dict(self.rare.memory_bytes())
+        out = dict(super().memory_bytes())
         if self.hot_rows is not None:
             out["frequent_replica"] = int(self.hot_rows.nbytes + self.hot_keys.nbytes)
         return out
@@ -148,12 +139,9 @@ class HybridEmbedding(Embedding):
         if keys.size == 0:
             return np.zeros((0, vec), np.float32)
         out = self.xp.empty((keys.size, 1, vec), self.xp.float32)
-        self.rare.forward(StepContext(self.xp, training=True), np.arange(keys.size + 1, dtype=np.int64),
-                          self.xp.asarray(keys.astype(self._key_dtype())), out)
+        self.inner.forward(StepContext(self.xp, training=True), np.arange(keys.size + 1, dtype=np.int64),
+                          self.xp.asarray(keys.astype(self.key_dtype())), out)
         return to_host(out).reshape(keys.size, vec)
-
-    def _key_dtype(self):
-        return np.uint32 if self.config.key_dtype == "uint32" else np.int64
 
     # -- which keys go where ----------------------------------------------------------------------
     def _is_frequent(self, keys):
@@ -212,7 +200,7 @@ class HybridEmbedding(Embedding):
     def _rare_lookup(self, ctx, my_keys):
         vec, n = self.config.embedding_vec_size, int(my_keys.size)
         out = self.xp.empty((n, 1, vec), self.xp.float32)
-        self.rare.forward(ctx, np.arange(n + 1, dtype=np.int64), my_keys, out)
+        self.inner.forward(ctx, np.arange(n + 1, dtype=np.int64), my_keys, out)
         return out.reshape(n, vec)
 
     # -- backward -----------------------------------------------------------------------------------
@@ -228,7 +216,7 @@ class HybridEmbedding(Embedding):
                                   [(c, vec) for c in counts])
         rare_grad = xp.concatenate([b.reshape(-1, vec) for b in back]) if w > 1 else back[0].reshape(-1, vec)
         if rare_grad.shape[0]:
-            self.rare.backward(ctx, rare_grad.reshape(-1, 1, vec), lr)
+            self.inner.backward(ctx, rare_grad.reshape(-1, 1, vec), lr)
         self._frequent_update(grad, hot_at, hot_pos, lr / ctx.scaler)
 
     def _frequent_update(self, grad, hot_at, hot_pos, step: float) -> None:
@@ -249,7 +237,7 @@ class HybridEmbedding(Embedding):
 
     # -- checkpoints --------------------------------------------------------------------------------
     def dump(self) -> dict:
-        local = self.rare.dump()
+        local = self.inner.dump()
         keys, vectors = local["key"], local["emb_vector"]
         hot = to_host(self.hot_keys) if self.hot_keys is not None else np.zeros(0, np.int64)
         stale = np.isin(keys, hot)  # frequent keys keep an old copy in their owner's store: not theirs now
@@ -276,7 +264,7 @@ class HybridEmbedding(Embedding):
                 self.hot_rows[self.xp.asarray(at[is_hot])] = self.xp.asarray(emb_vector[is_hot])
             key, emb_vector = key[~is_hot], emb_vector[~is_hot]
         mine = key % self.comm.size == self.comm.rank
-        self.rare.load(key[mine], emb_vector[mine])
+        self.inner.load(key[mine], emb_vector[mine])
 
     def load_optimizer_states(self, key, states) -> None:
         if len(states):

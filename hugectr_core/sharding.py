@@ -32,15 +32,51 @@ from .contracts.reader import static_row_offsets
 from .errors import BackendError
 
 
-class ShardedEmbedding(Embedding):
-    """This worker's part of one embedding across W workers (the runtime's view of it).
+class WrappedEmbedding(Embedding):
+    """An embedding that runs another one, ``inner``, on this worker's share of the work (the sharded,
+    hybrid and Embedding Collection wrappers): freezing, allocation and memory go to ``inner``;
+    ``scratch`` keeps one reusable float32 buffer per purpose."""
+
+    inner = None  # set by the subclass (Embedding.__init__ sets ``frozen`` before it exists)
+    xp = None
+
+    @property
+    def frozen(self) -> bool:
+        return self.inner is not None and self.inner.frozen
+
+    @frozen.setter
+    def frozen(self, value: bool) -> None:
+        if self.inner is not None:
+            self.inner.frozen = value
+
+    def allocate(self, xp, rng) -> None:
+        self.xp = xp
+        self.inner.allocate(xp, rng)
+
+    def memory_bytes(self) -> dict:
+        return self.inner.memory_bytes()
+
+    def scratch(self, purpose: str, shape):
+        """A float32 buffer of ``shape`` kept for ``purpose`` (no allocation while the shape stays)."""
+        buffers = self.__dict__.setdefault("_scratch", {})
+        buf = buffers.get(purpose)
+        if buf is None or buf.shape != tuple(shape):
+            buf = buffers[purpose] = self.xp.empty(tuple(shape), self.xp.float32)
+        return buf
+
+    def key_dtype(self):
+        return np.uint32 if self.config.key_dtype == "uint32" else np.int64
+
+
+class ShardedEmbedding(WrappedEmbedding):
+    """This worker's part of one embedding across W workers (the runtime's view of it); ``inner`` is
+    this worker's shard (the plugin's embedding over the keys or slots it owns).
 
     Args:
         cls: the embedding plugin class (its ``parallelism`` says "key" or "slot").
         config: the global EmbeddingConfig (all slots).
         optimizer: the embedding's optimizer object.
         comm: this worker's Comm (rank, size and the collectives).
-        batch_local: rows of this worker's part of the global batch (training and evaluation).
     """
 
     def __init__(self, cls, config, optimizer, comm):
@@ -49,9 +85,8 @@ class ShardedEmbedding(Embedding):
         self.comm = comm
         self.owned_slots = list(range(comm.rank, config.slot_num, comm.size)) if self.kind == "slot" \
             else list(range(config.slot_num))
-        self.shard = cls(self._shard_config(config), optimizer)
+        self.inner = cls(self._shard_config(config), optimizer)
         self._scale = None
-        self._shard_out = {}
 
     @staticmethod
     def kind_of(cls) -> str:
@@ -76,30 +111,7 @@ class ShardedEmbedding(Embedding):
                        max_nnz_per_slot=tuple(config.max_nnz_per_slot[s] for s in pick),
                        slot_size_array=sizes, extra=extra)
 
-    # -- delegation -----------------------------------------------------------------------------
-    @property
-    def frozen(self) -> bool:
-        return getattr(self, "shard", None) is not None and self.shard.frozen
-
-    @frozen.setter
-    def frozen(self, value: bool) -> None:
-        if getattr(self, "shard", None) is not None:
-            self.shard.frozen = value
-
-    def allocate(self, xp, rng) -> None:
-        self.xp = xp
-        self.shard.allocate(xp, rng)
-
-    def memory_bytes(self) -> dict:
-        return self.shard.memory_bytes()
-
     # -- forward --------------------------------------------------------------------------------
-    def _global_out(self, key: str, shape):
-        buf = self._shard_out.get(key)
-        if buf is None or buf.shape != shape:
-            buf = self._shard_out[key] = self.xp.empty(shape, self.xp.float32)
-        return buf
-
     def forward(self, ctx, row_offsets, keys, out_bse) -> None:
         """``row_offsets``/``keys``: the CSR of the whole global batch; ``out_bse``: this worker's rows."""
         xp, w, slots = self.xp, self.comm.size, self.config.slot_num
@@ -111,8 +123,8 @@ class ShardedEmbedding(Embedding):
         else:
             sub_offsets, sub_keys = _select_slots(xp, offsets, keys, global_rows, slots, self.owned_slots)
         mode = "train" if ctx.training else "eval"
-        part = self._global_out(mode, (global_rows, len(self.owned_slots), vec))
-        self.shard.forward(ctx, sub_offsets, sub_keys, part)
+        part = self.scratch(mode, (global_rows, len(self.owned_slots), vec))
+        self.inner.forward(ctx, sub_offsets, sub_keys, part)
         result = out_bse if out_bse.dtype == np.float32 and out_bse.flags.c_contiguous \
             else xp.empty(out_bse.shape, xp.float32)
         if self.kind == "key":
@@ -159,11 +171,11 @@ class ShardedEmbedding(Embedding):
             sent = [xp.ascontiguousarray(grad[:, d::w]) for d in range(w)]
             shapes = [(grad.shape[0], len(self.owned_slots), grad.shape[2])] * w
             full = xp.concatenate(self.comm.alltoall(sent, shapes), axis=0)
-        self.shard.backward(ctx, full, lr)
+        self.inner.backward(ctx, full, lr)
 
     # -- checkpoints: gathered from every shard, sorted by key ------------------------------------
     def dump(self) -> dict:
-        local = self.shard.dump()
+        local = self.inner.dump()
         slot = local.get("slot_id")
         if slot is not None and self.kind == "slot":
             slot = np.asarray(self.owned_slots, np.uint64)[slot.astype(np.int64)]
@@ -175,7 +187,7 @@ class ShardedEmbedding(Embedding):
         return {"key": keys[order], "emb_vector": vectors, "slot_id": slots}
 
     def dump_optimizer_states(self) -> list:
-        parts = self.comm.allgather_object((self.shard.dump()["key"], self.shard.dump_optimizer_states()))
+        parts = self.comm.allgather_object((self.inner.dump()["key"], self.inner.dump_optimizer_states()))
         order = np.argsort(np.concatenate([p[0] for p in parts]), kind="stable")
         n_states = len(parts[0][1])
         return [np.concatenate([p[1][k] for p in parts])[order] for k in range(n_states)]
@@ -188,22 +200,20 @@ class ShardedEmbedding(Embedding):
 
     def load(self, key, emb_vector, slot_id=None) -> None:
         if self.kind == "slot" and slot_id is None:
-            self.shard.load(key, emb_vector, None)  # the shard names what is missing
+            self.inner.load(key, emb_vector, None)  # the shard names what is missing
         mine = self._owned(key, slot_id)
         local_slot = None
         if slot_id is not None:
             local_slot = np.asarray(slot_id)[mine]
             if self.kind == "slot":
                 local_slot = (local_slot.astype(np.int64) // self.comm.size).astype(np.uint64)
-        self.shard.load(np.asarray(key)[mine], np.asarray(emb_vector)[mine], local_slot)
+        self.inner.load(np.asarray(key)[mine], np.asarray(emb_vector)[mine], local_slot)
 
     def load_optimizer_states(self, key, states) -> None:
         key = np.asarray(key)
-        present = to_host(self.shard.table.find(self.xp.asarray(key.astype(self._key_dtype())))) >= 0
-        self.shard.load_optimizer_states(key[present], [np.asarray(s)[present] for s in states])
+        present = to_host(self.inner.table.find(self.xp.asarray(key.astype(self.key_dtype())))) >= 0
+        self.inner.load_optimizer_states(key[present], [np.asarray(s)[present] for s in states])
 
-    def _key_dtype(self):
-        return np.uint32 if self.config.key_dtype == "uint32" else np.int64
 
 
 def filter_csr(xp, offsets, keys, keep):

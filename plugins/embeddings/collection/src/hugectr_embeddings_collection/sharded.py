@@ -24,9 +24,8 @@ from __future__ import annotations
 import numpy as np
 
 from hugectr_core.backend import to_host
-from hugectr_core.contracts import Embedding
 from hugectr_core.errors import ConfigError
-from hugectr_core.sharding import filter_csr
+from hugectr_core.sharding import WrappedEmbedding, filter_csr
 
 
 def placements(ebc_config, table_names, workers: int) -> dict:
@@ -40,8 +39,9 @@ def placements(ebc_config, table_names, workers: int) -> dict:
     return out
 
 
-class ShardedLookup(Embedding):
-    """This worker's part of one Embedding Collection lookup (the runtime's view of it).
+class ShardedLookup(WrappedEmbedding):
+    """This worker's part of one Embedding Collection lookup (the runtime's view of it); ``inner`` is the
+    lookup itself, over this worker's storage of every table.
 
     Args:
         lookup: the EmbeddingCollectionLookup (its tables are this worker's storage).
@@ -52,10 +52,10 @@ class ShardedLookup(Embedding):
     collection = True
 
     def __init__(self, lookup, plan: dict, comm):
-        self.lookup, self.comm = lookup, comm
+        # no Embedding.__init__: a lookup may concat, which the base's combiner check refuses
+        self.inner, self.comm = lookup, comm
         self.config, self.name, self.parts, self.owns = lookup.config, lookup.name, lookup.parts, lookup.owns
         self.optimizer = lookup.optimizer
-        self.xp = None
         self.plan = plan
         self.rules = {}
         for part in self.parts:
@@ -67,26 +67,9 @@ class ShardedLookup(Embedding):
                 raise ConfigError(f"lookup '{self.name}': input '{part.bottom}' feeds tables with different "
                                   f"placements; give each table its own input")
         self._ratios = None
-        self._buffers = {}
-
-    # -- delegation -----------------------------------------------------------------------------
-    @property
-    def frozen(self) -> bool:
-        return self.lookup.frozen
-
-    @frozen.setter
-    def frozen(self, value: bool) -> None:
-        self.lookup.frozen = value
 
     def output_shape(self, batch_size: int) -> tuple:
-        return self.lookup.output_shape(batch_size)
-
-    def allocate(self, xp, rng) -> None:
-        self.xp = xp
-        self.lookup.allocate(xp, rng)
-
-    def memory_bytes(self) -> dict:
-        return self.lookup.memory_bytes()
+        return self.inner.output_shape(batch_size)
 
     # -- who answers for what --------------------------------------------------------------------
     def _keep(self, rule, keys):
@@ -101,24 +84,12 @@ class ShardedLookup(Embedding):
             return None
         return (keys.astype(xp.int64) % len(ranks)) == ranks.index(rank)
 
-    def _inputs(self, row_offsets, keys) -> dict:
-        bottoms = self.config.extra["bottom_names"]
-        if isinstance(row_offsets, dict):
-            return {b: (row_offsets[b], keys[b]) for b in bottoms}
-        return {bottoms[0]: (row_offsets, keys)}
-
-    def _buffer(self, key, shape):
-        buf = self._buffers.get(key)
-        if buf is None or buf.shape != shape:
-            buf = self._buffers[key] = self.xp.empty(shape, self.xp.float32)
-        return buf
-
     # -- forward / backward ----------------------------------------------------------------------
     def forward(self, ctx, row_offsets, keys, out) -> None:
         xp, w = self.xp, self.comm.size
         global_rows = out.shape[0] * w
         offsets_in, keys_in, ratios = {}, {}, {}
-        for bottom, (offs, ks) in self._inputs(row_offsets, keys).items():
+        for bottom, (offs, ks) in self.inner._inputs(row_offsets, keys).items():
             host = np.asarray(to_host(offs), np.int64)
             keep = self._keep(self.rules[bottom], ks[:int(host[-1])])
             if keep is None:
@@ -126,12 +97,12 @@ class ShardedLookup(Embedding):
                 continue
             offsets_in[bottom], keys_in[bottom] = filter_csr(xp, host, ks, keep)
             ratios[bottom] = self._mean_ratio(host, offsets_in[bottom])
-        full = self._buffer("train" if ctx.training else "eval", (global_rows,) + tuple(out.shape[1:]))
+        full = self.scratch("train" if ctx.training else "eval", (global_rows,) + tuple(out.shape[1:]))
         if len(self.config.extra["bottom_names"]) == 1:
             bottom = self.config.extra["bottom_names"][0]
-            self.lookup.forward(ctx, offsets_in[bottom], keys_in[bottom], full)
+            self.inner.forward(ctx, offsets_in[bottom], keys_in[bottom], full)
         else:
-            self.lookup.forward(ctx, offsets_in, keys_in, full)
+            self.inner.forward(ctx, offsets_in, keys_in, full)
         self._share(full.reshape(global_rows, -1), ratios)
         result = out if out.dtype == np.float32 and out.flags.c_contiguous else xp.empty(out.shape, xp.float32)
         self.comm.reduce_scatter_sum(full, result)
@@ -168,7 +139,7 @@ class ShardedLookup(Embedding):
             if part.combiner == "mean" and kind == "mp" and len(ranks) > 1 and part.bottom in (self._ratios or {}):
                 cols = slice(part.column, part.column + part.width)
                 flat[:, cols] *= self._ratios[part.bottom][:, None]
-        self.lookup.backward(ctx, full, lr)
+        self.inner.backward(ctx, full, lr)
 
     # -- checkpoints ------------------------------------------------------------------------------
     def owned_rows(self, table):
@@ -189,13 +160,13 @@ class ShardedLookup(Embedding):
         return {"key": np.zeros(0, np.int64), "emb_vector": np.zeros((0, vec), np.float32), "slot_id": None}
 
     def load(self, key, emb_vector, slot_id=None) -> None:
-        self.lookup.load(key, emb_vector, slot_id)
+        self.inner.load(key, emb_vector, slot_id)
 
     def dump_optimizer_states(self) -> list:
         return []
 
     def load_optimizer_states(self, key, states) -> None:
-        self.lookup.load_optimizer_states(key, states)
+        self.inner.load_optimizer_states(key, states)
 
 
 def gather_tables(embeddings) -> dict:

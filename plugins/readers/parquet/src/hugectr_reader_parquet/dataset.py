@@ -13,6 +13,7 @@ import posixpath
 from dataclasses import dataclass
 
 import numpy as np
+from hugectr_core.data_checks import check_finite_columns
 from hugectr_core.filelist import read_file_list as _read_file_list
 from hugectr_core.errors import DataError
 
@@ -226,12 +227,7 @@ class FileDecoder:
             _no_nulls(path, name, col)
             out[:, j] = _numpy(col)
         if self.check_values:  # check_type=Check_t.Sum: our extension refuses NaN/Inf label and dense values
-            bad = ~np.isfinite(out)
-            if bad.any():
-                row, j = (int(i) for i in np.argwhere(bad)[0])
-                raise DataError(f"Parquet: '{path}' row {row}: column '{names[j]}' is {float(out[row, j])} "
-                                f"({int(bad.sum())} non-finite value(s) in these columns); fix the data, or set "
-                                f"check_type=Check_t.Non to train on it unchecked")
+            check_finite_columns(out, names, f"Parquet: '{path}'")
         return out
 
     def _input_keys(self, path: str, table, first: int, stop: int, n: int):
