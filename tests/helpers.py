@@ -42,3 +42,19 @@ def random_batch(n, dense_dim=4, sparse=None, seed=0):
         keys = rng.integers(0, vocab, n * slots).astype(np.uint32)
         sp[name] = SparseBatch(np.arange(n * slots + 1, dtype=np.int64), keys)
     return Batch(n, label, dense, sp)
+
+
+def add_small_embedding_mlp(model, hidden: int):
+    """Input (1 label, 4 dense, 3 one-hot slots) -> 4-wide embedding -> MLP (hidden) -> BCE, then compile."""
+    model.add(hugectr.Input(label_dim=1, label_name="label", dense_dim=4, dense_name="dense",
+                            data_reader_sparse_param_array=[hugectr.DataReaderSparseParam("data1", 1, True, 3)]))
+    model.add(hugectr.SparseEmbedding(embedding_type=hugectr.Embedding_t.DistributedSlotSparseEmbeddingHash,
+                                      workspace_size_per_gpu_in_mb=1, embedding_vec_size=4, combiner="sum",
+                                      sparse_embedding_name="emb", bottom_name="data1"))
+    for layer in [DL("Reshape", ["emb"], ["flat"], leading_dim=12), DL("Concat", ["flat", "dense"], ["x"]),
+                  DL("InnerProduct", ["x"], ["fc1"], num_output=hidden), DL("ReLU", ["fc1"], ["r1"]),
+                  DL("InnerProduct", ["r1"], ["fc2"], num_output=1),
+                  DL("BinaryCrossEntropyLoss", ["fc2", "label"], ["loss"])]:
+        model.add(layer)
+    model.compile()
+    return model

@@ -7,7 +7,7 @@ import pytest
 import hugectr
 from hugectr.tools import DataGenerator, DataGeneratorParams
 from hugectr_core.errors import CheckpointError, TrainingError
-from tests.helpers import DL
+from tests.helpers import add_small_embedding_mlp
 
 SLOTS, TRAIN, EVAL, BATCH = [50, 40, 30], 1000, 512, 64
 
@@ -33,18 +33,7 @@ def build(data, metrics=None, callbacks=(), repeat=True, drop=True, **source):
                                                                      shuffle=False, multi_hot_reader=True,
                                                                      is_dense_float=True), **source)
     model = hugectr.Model(solver, reader, hugectr.CreateOptimizer(optimizer_type=hugectr.Optimizer_t.Adam))
-    model.add(hugectr.Input(label_dim=1, label_name="label", dense_dim=4, dense_name="dense",
-                            data_reader_sparse_param_array=[hugectr.DataReaderSparseParam("data1", 1, True, 3)]))
-    model.add(hugectr.SparseEmbedding(embedding_type=hugectr.Embedding_t.DistributedSlotSparseEmbeddingHash,
-                                      workspace_size_per_gpu_in_mb=1, embedding_vec_size=4, combiner="sum",
-                                      sparse_embedding_name="emb", bottom_name="data1"))
-    for layer in [DL("Reshape", ["emb"], ["flat"], leading_dim=12), DL("Concat", ["flat", "dense"], ["x"]),
-                  DL("InnerProduct", ["x"], ["fc1"], num_output=8), DL("ReLU", ["fc1"], ["r1"]),
-                  DL("InnerProduct", ["r1"], ["fc2"], num_output=1),
-                  DL("BinaryCrossEntropyLoss", ["fc2", "label"], ["loss"])]:
-        model.add(layer)
-    model.compile()
-    return model
+    return add_small_embedding_mlp(model, hidden=8)
 
 
 def test_iteration_mode_logs_and_reports_all_metrics(data, capsys):

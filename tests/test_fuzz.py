@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 import hugectr
 from hugectr_core.plugins import registry
 from hugectr_reader_norm import NormLayout, encode_file
-from tests.helpers import DL
+from tests.helpers import add_small_embedding_mlp
 
 EXAMPLES = int(os.environ.get("HUGECTR_FUZZ_EXAMPLES", "150"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=os.environ.get("HUGECTR_FUZZ_RANDOM") is None,
@@ -323,18 +323,7 @@ def small_model(folder="."):
 
 
 def build_small(model):
-    model.add(hugectr.Input(label_dim=1, label_name="label", dense_dim=4, dense_name="dense",
-                            data_reader_sparse_param_array=[hugectr.DataReaderSparseParam("data1", 1, True, 3)]))
-    model.add(hugectr.SparseEmbedding(embedding_type=hugectr.Embedding_t.DistributedSlotSparseEmbeddingHash,
-                                      workspace_size_per_gpu_in_mb=1, embedding_vec_size=4, combiner="sum",
-                                      sparse_embedding_name="emb", bottom_name="data1"))
-    for layer in [DL("Reshape", ["emb"], ["flat"], leading_dim=12), DL("Concat", ["flat", "dense"], ["x"]),
-                  DL("InnerProduct", ["x"], ["fc1"], num_output=4), DL("ReLU", ["fc1"], ["r1"]),
-                  DL("InnerProduct", ["r1"], ["fc2"], num_output=1),
-                  DL("BinaryCrossEntropyLoss", ["fc2", "label"], ["loss"])]:
-        model.add(layer)
-    model.compile()
-    return model
+    return add_small_embedding_mlp(model, hidden=4)
 
 
 @pytest.fixture(scope="module")
