@@ -76,3 +76,32 @@ def device_name(xp) -> str:
     props = xp.cuda.runtime.getDeviceProperties(xp.cuda.Device().id)
     name = props["name"]
     return f"gpu {name.decode() if isinstance(name, bytes) else name} (CuPy)"
+
+
+class DeferredRead:
+    """A small device array copied to pinned host memory on the current stream, read later.
+
+    A training step that needs a device-computed count (new hash rows, unique keys) only at its
+    end starts the copy where the count is made and reads it when needed: by then the stream has
+    long passed the copy, so ``value()`` waits for that copy alone, not for the queued step.
+    On NumPy the value is simply kept.
+    """
+
+    def __init__(self, xp, array):
+        if is_numpy(xp):
+            self._host, self._event = np.array(array, copy=True), None
+            return
+        host = xp.cuda.alloc_pinned_memory(array.nbytes)
+        self._host = np.frombuffer(host, array.dtype, array.size).reshape(array.shape)
+        self._keep = host  # the pinned block lives as long as this read
+        stream = xp.cuda.get_current_stream()
+        xp.cuda.runtime.memcpyAsync(self._host.ctypes.data, array.data.ptr, array.nbytes,
+                                    xp.cuda.runtime.memcpyDeviceToHost, stream.ptr)
+        self._event = xp.cuda.Event(block=False, disable_timing=True)
+        self._event.record(stream)
+
+    def value(self) -> np.ndarray:
+        if self._event is not None:
+            self._event.synchronize()
+            self._event = None
+        return self._host

@@ -183,12 +183,15 @@ class Runtime:
 
     def _plan_embedding_staging(self) -> None:
         """Under mixed precision embeddings still compute in fp32 (fp32 tables, formats.md 3.7): their
-        output and its gradient go through fp32 staging buffers cast to and from the fp16 tensors."""
+        output and its gradient go through fp32 staging buffers cast to and from the fp16 tensors,
+        unless the embedding reads and writes fp16 itself (``fp16_io``: sums in fp32, rounded once)."""
         self.staging = {}
         if self.compute_dtype == np.float32:
             return
         for mode in ("train", "eval"):
             for emb in self.embeddings:
+                if getattr(emb, "fp16_io", False):
+                    continue
                 shape = self.shapes[mode][emb.config.top_name]
                 self.memory.request(f"{mode}/embedding_fp32", f"stage/{mode}/{emb.name}", shape, np.float32)
                 if mode == "train":

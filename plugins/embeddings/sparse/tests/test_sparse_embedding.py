@@ -536,6 +536,55 @@ def test_gpu_gather_combine_twin(gpu_xp, mean, vec, dtype):
 
 
 @pytest.mark.gpu
+@pytest.mark.parametrize("mean", [False, True])
+@pytest.mark.parametrize("vec", [32, 6], ids=["float4", "scalar"])
+def test_gpu_gather_combine_float16_output_twin(gpu_xp, mean, vec):
+    """Mixed precision: float32 table, float16 lookup (summed in float32, rounded once)."""
+    from hugectr_embeddings_sparse import kernels
+
+    rng = np.random.default_rng(15)
+    counts = rng.integers(0, 5, 600)
+    offsets = np.r_[0, np.cumsum(counts)].astype(np.int64)
+    rows = rng.integers(-1, 1000, offsets[-1]).astype(np.int64)
+    table = rng.normal(size=(1000, vec)).astype(np.float32)
+    want = reference.gather_combine(table, rows, offsets, mean, np.zeros((600, vec), np.float16))
+    got = kernels.gather_combine(gpu_xp.asarray(table), gpu_xp.asarray(rows), gpu_xp.asarray(offsets), mean,
+                                 gpu_xp.zeros((600, vec), np.float16))
+    assert got.dtype == np.float16
+    np.testing.assert_allclose(got.get().astype(np.float32), want.astype(np.float32), rtol=1e-3, atol=1e-3)
+
+
+def skewed_reduction_case(seed, vec, grad_dtype):
+    rng = np.random.default_rng(seed)
+    rows = rng.zipf(1.2, 20000) % 3000  # skewed: a few very hot rows
+    order = np.argsort(rows, kind="stable")
+    sorted_rows = rows[order]
+    first = np.flatnonzero(np.r_[True, np.diff(sorted_rows) != 0])
+    starts = np.r_[first, rows.size].astype(np.int64)
+    seg_j = rng.integers(0, 5000, rows.size).astype(np.int64)
+    scale_j = rng.uniform(0.2, 1, rows.size).astype(np.float32)
+    grad_sv = rng.normal(size=(5000, vec)).astype(grad_dtype)
+    return sorted_rows[first].astype(np.int64), starts, seg_j, scale_j, grad_sv
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("vec", [16, 6], ids=["float4", "scalar"])
+def test_gpu_reductions_read_float16_gradients(gpu_xp, vec):
+    """Mixed precision: the top gradient stays float16; sums and the table update are float32."""
+    from hugectr_core.testing import assert_twins
+    from hugectr_embeddings_sparse import kernels
+
+    unique_rows, starts, seg_j, scale_j, grad_sv = skewed_reduction_case(9, vec, np.float16)
+    on_device = [gpu_xp.asarray(a) for a in (grad_sv, seg_j, scale_j, starts)]
+    assert kernels.segmented_reduce(*on_device).dtype == np.float32
+    assert_twins(reference.segmented_reduce, kernels.segmented_reduce, grad_sv, seg_j, scale_j, starts,
+                 rtol=1e-4, atol=1e-4)
+    table = np.random.default_rng(10).normal(size=(3000, vec)).astype(np.float32)
+    assert_twins(reference.reduce_and_sgd, kernels.reduce_and_sgd, grad_sv, seg_j, scale_j, starts, unique_rows,
+                 table, 0.01, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.gpu
 @pytest.mark.parametrize("vec", [16, 7], ids=["float4", "scalar"])
 def test_gpu_segmented_reduce_twin(gpu_xp, vec):
     from hugectr_core.testing import assert_twins
@@ -590,8 +639,43 @@ def test_gpu_table_full_and_eval_zeros(gpu_xp):
     out = gpu_xp.empty((1, 3, 1024), gpu_xp.float32)
     emb.forward(ctx(gpu_xp, training=False), offsets, gpu_xp.asarray([1, 2, 3], dtype=gpu_xp.uint32), out)
     assert float(gpu_xp.abs(out).max()) == 0.0
+    # training: the forward does not read the row counter back (no host sync); backward settles it and
+    # reports the full table before any update touches the rows past capacity
+    emb.forward(ctx(gpu_xp), offsets, gpu_xp.asarray([1, 2, 3], dtype=gpu_xp.uint32), out)
+    before = emb.rows.copy()
     with pytest.raises(ConfigError, match="hash table is full"):
-        emb.forward(ctx(gpu_xp), offsets, gpu_xp.asarray([1, 2, 3], dtype=gpu_xp.uint32), out)
+        emb.backward(ctx(gpu_xp), gpu_xp.ones_like(out), lr=0.1)
+    assert bool((emb.rows == before).all())
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("type_name,sizes", [(TYPES[0], ()), (TYPES[1], ()), (TYPES[1], (10, 20, 30))],
+                         ids=["distributed", "localized", "localized-slot-sizes"])
+@pytest.mark.parametrize("combiner", ["sum", "mean"])
+def test_gpu_new_rows_and_backward_plan_equal_numpy(gpu_xp, type_name, sizes, combiner):
+    """New rows filled on the device from (seed, key) and the sync-free backward plan: the same vectors by
+    key as NumPy after three steps that each bring new keys (repeated keys within a batch included)."""
+    host = make_embedding(type_name, combiner=combiner, slot_size_array=sizes)
+    dev = make_embedding(type_name, combiner=combiner, slot_size_array=sizes, xp=gpu_xp)
+    bounds = np.cumsum((0,) + tuple(sizes or (20, 20, 20)))
+    rng = np.random.default_rng(4)
+    for step in (1, 2, 3):
+        samples = [[list(rng.integers(bounds[s], bounds[s + 1], rng.integers(1, 4))) for s in range(3)]
+                   for _ in range(6)]
+        offsets, keys = csr(samples)
+        want = np.empty((6, 3, 4), np.float32)
+        host.forward(ctx(step=step), offsets, keys.astype(np.uint32), want)
+        got = gpu_xp.empty((6, 3, 4), gpu_xp.float32)
+        dev.forward(ctx(gpu_xp, step=step), gpu_xp.asarray(offsets), gpu_xp.asarray(keys.astype(np.uint32)), got)
+        np.testing.assert_allclose(got.get(), want, rtol=1e-6, atol=1e-7)
+        grad = rng.normal(size=(6, 3, 4)).astype(np.float32)
+        host.backward(ctx(step=step), grad, lr=0.1)
+        dev.backward(ctx(gpu_xp, step=step), gpu_xp.asarray(grad), lr=0.1)
+    assert dev.table.size == host.table.size
+    want, got = vectors_by_key(host), vectors_by_key(dev)
+    assert want.keys() == got.keys()
+    for k in want:
+        np.testing.assert_allclose(got[k], want[k], rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.gpu
@@ -659,3 +743,17 @@ def test_gpu_key_init_equals_numpy(gpu_xp):
     keys = np.random.default_rng(3).integers(0, 2**40, 5000).astype(np.int64)
     np.testing.assert_array_equal(key_uniform(gpu_xp, gpu_xp.asarray(keys), 16, 12345, 0.05).get(),
                                   key_uniform(np, keys, 16, 12345, 0.05))
+
+
+def test_reference_float16_io_sums_in_float32_and_rounds_once():
+    rng = np.random.default_rng(21)
+    offsets = np.r_[0, np.cumsum(rng.integers(0, 6, 200))].astype(np.int64)
+    rows = rng.integers(-1, 300, offsets[-1]).astype(np.int64)
+    table = rng.normal(size=(300, 8)).astype(np.float32)
+    wide = reference.gather_combine(table, rows, offsets, True, np.zeros((200, 8), np.float32))
+    half = reference.gather_combine(table, rows, offsets, True, np.zeros((200, 8), np.float16))
+    np.testing.assert_array_equal(half, wide.astype(np.float16))
+    _, starts, seg_j, scale_j, grad16 = skewed_reduction_case(22, 8, np.float16)
+    got = reference.segmented_reduce(grad16, seg_j, scale_j, starts)
+    assert got.dtype == np.float32
+    np.testing.assert_array_equal(got, reference.segmented_reduce(grad16.astype(np.float32), seg_j, scale_j, starts))

@@ -205,7 +205,8 @@ def bias_sum_tolerance(dtype, rows):
 @pytest.mark.gpu
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape,p", [((1, 1), None), ((65536, 1), None), ((1000, 3), None), ((999, 33), None),
-                                     ((4096, 1024), None), ((7, 2049), None), ((300, 96), 1), ((5, 40), 9)])
+                                     ((4096, 1024), None), ((7, 2049), None), ((300, 96), 1), ((5, 40), 9),
+                                     ((128, 24), None), ((2048, 128), 3)])
 @pytest.mark.parametrize("in_place", [False, True])
 def test_twin_relu_bias_bwd(gpu_xp, dtype, shape, p, in_place):
     cp = gpu_xp

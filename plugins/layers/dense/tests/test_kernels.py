@@ -73,13 +73,14 @@ def test_reference_relu_bwd_and_bias_grad():
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("relu", [False, True])
 @pytest.mark.parametrize("with_bias", [False, True])
-def test_twin_bias_act_fwd(gpu_xp, dtype, relu, with_bias):
+@pytest.mark.parametrize("shape", [(1000, 37), (1000, 64), (300, 1024), (64, 24), (3, 8)])  # 37: scalar kernel
+def test_twin_bias_act_fwd(gpu_xp, dtype, relu, with_bias, shape):
     from hugectr_core.testing import assert_twins
     from hugectr_layers_dense import kernels
 
     rng = np.random.default_rng(0)
-    y = rng.standard_normal((1000, 37)).astype(dtype)
-    b = rng.standard_normal((1, 37)).astype(dtype) if with_bias else None
+    y = rng.standard_normal(shape).astype(dtype)
+    b = rng.standard_normal((1, shape[1])).astype(dtype) if with_bias else None
     rtol = HALF_RTOL if dtype == np.float16 else 0
     assert_twins(reference.bias_act_fwd, kernels.bias_act_fwd, y, b, relu, rtol=rtol, atol=0)
 

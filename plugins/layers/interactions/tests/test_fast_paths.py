@@ -12,6 +12,7 @@ from hugectr_core.testing import assert_twins, init_params, make_layer, run_laye
 from hugectr_core import cublas
 from hugectr_core.testing.cublas_emulation import emulate_gemm_strided_batched
 from hugectr_layers_interactions import kernels, reference
+from hugectr_layers_interactions._ops import z_row_stride
 
 RNG = np.random.default_rng(21)
 
@@ -21,7 +22,7 @@ def _grid(n_threads, block):
     return max(1, min((int(n_threads) + block - 1) // block, 65535 * 8))  # as KernelModule.launch
 
 
-def emulate_interaction_gather(grid, block, shared_mem, mlp_bd, emb_bfd, z_bff, out_bo, batch, num_f, d):
+def emulate_interaction_gather(grid, block, shared_mem, mlp_bd, emb_bfd, z_bff, out_bo, batch, num_f, d, fz):
     """kernels.cu interaction_gather: one warp per sample, lanes strided over d and over a pair row."""
     mlp, emb, z, out = (a.reshape(-1) for a in (mlp_bd, emb_bfd, z_bff, out_bo))
     assert shared_mem == 0 and block % 32 == 0
@@ -36,7 +37,7 @@ def emulate_interaction_gather(grid, block, shared_mem, mlp_bd, emb_bfd, z_bff, 
             for i in range(1, num_f + 1):
                 emb_row = (b * num_f + (i - 1)) * d
                 dot = sum(sum(mlp[m + e] * emb[emb_row + e] for e in range(lane, d, 32)) for lane in range(32))
-                row, z_row = o + d + i * (i - 1) // 2, (b * num_f + (i - 1)) * num_f
+                row, z_row = o + d + i * (i - 1) // 2, (b * num_f + (i - 1)) * fz
                 for lane in range(32):
                     for j in range(lane, i, 32):
                         out[row + j] = dot if j == 0 else z[z_row + j - 1]
@@ -51,6 +52,7 @@ def emulate_interaction_bwd(grid, block, shared_mem, mlp_bd, emb_bfd, grad_out_b
     vectors = num_f + 1
     padded = (vectors + 3) & ~3
     assert shared_mem == vectors * padded * mlp.itemsize and block % 32 == 0
+    # interaction_bwd_v32 computes the same sums (T from registers, S through a table of pair columns)
     width = d + num_f * vectors // 2 + 1
     for blk in range(grid):
         for b in range(blk, batch, grid):
@@ -78,7 +80,16 @@ def emulate_interaction_bwd(grid, block, shared_mem, mlp_bd, emb_bfd, grad_out_b
                                 grad_emb[(b * num_f + (r - 1)) * d + e] = acc[q]
 
 
-EMULATED = {"interaction_gather": emulate_interaction_gather, "interaction_bwd": emulate_interaction_bwd}
+def emulate_interaction_bwd_v32(grid, block, shared_mem, *args):
+    """interaction_bwd_v32: the sums of interaction_bwd; its shared memory adds an int table to S."""
+    num_f = int(args[-2])
+    vectors, padded = num_f + 1, (num_f + 4) & ~3
+    assert vectors <= kernels.REGISTER_VECTORS and shared_mem == vectors * padded * (args[0].itemsize + 4)
+    emulate_interaction_bwd(grid, block, vectors * padded * args[0].itemsize, *args)
+
+
+EMULATED = {"interaction_gather": emulate_interaction_gather, "interaction_bwd": emulate_interaction_bwd,
+            "interaction_bwd_v32": emulate_interaction_bwd_v32}
 
 
 @pytest.mark.parametrize("one_block", [False, True])
@@ -90,13 +101,15 @@ def test_cupy_composition_on_numpy_stand_ins(monkeypatch, one_block, batch, num_
     import sys
     import types
 
-    def emulated_gemm(a, b, out, trans_b=False, beta=0.0):
-        args = cublas.gemm_strided_batched_args(a.shape, b.shape, out.shape, trans_b)
+    def emulated_gemm(a, b, out, trans_b=False, beta=0.0, cols=None):
+        logical = out.shape if cols is None else (*out.shape[:2], cols)
+        args = cublas.gemm_strided_batched_args(a.shape, b.shape, logical, trans_b,
+                                                out_ld=None if cols is None else out.shape[2])
         emulate_gemm_strided_batched(args, b, a, out, beta)
 
     def emulated_launch(name, dtypes, n_threads, args, block=256, shared_mem=0):
         grid = 1 if one_block else _grid(n_threads, block)
-        EMULATED[name](grid, block, shared_mem, *args[:-3], *(int(x) for x in args[-3:]))
+        EMULATED[name](grid, block, shared_mem, *(int(x) if isinstance(x, np.integer) else x for x in args))
 
     fake_cupy = types.SimpleNamespace(empty=np.empty, ascontiguousarray=np.ascontiguousarray)
     monkeypatch.setitem(sys.modules, "cupy", fake_cupy)
@@ -108,23 +121,26 @@ def test_cupy_composition_on_numpy_stand_ins(monkeypatch, one_block, batch, num_
     expected = [np.empty((batch, width)), np.empty_like(mlp), np.empty_like(emb)]
     reference.interaction_fwd(mlp, emb, expected[0])
     reference.interaction_bwd(mlp, emb, g, expected[1], expected[2])
-    z_ee = np.full((batch, num_f, num_f), np.nan)
+    z_ee = np.full((batch, num_f, z_row_stride(num_f)), np.nan)  # rows padded as the layer's workspace
     got = [np.full_like(e, np.nan) for e in expected]
     kernels.interaction_fwd(mlp, emb, got[0], z_ee)
     kernels.interaction_bwd(mlp, emb, g, got[1], got[2])
     for e, o in zip(expected, got):
         np.testing.assert_allclose(o, e, rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(z_ee, emb @ emb.transpose(0, 2, 1), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(z_ee[..., :num_f], emb @ emb.transpose(0, 2, 1), rtol=1e-12, atol=1e-12)
+    assert np.isnan(z_ee[..., num_f:]).all()  # the padding is never written
     fresh = np.full_like(expected[0], np.nan)
     kernels.interaction_fwd(mlp, emb, fresh)  # no workspace: Z_ee allocated
     np.testing.assert_allclose(fresh, expected[0], rtol=1e-12, atol=1e-12)
 
 
 def test_bwd_launch_config_and_shared_memory_limit():
-    threads, block, shared = kernels.interaction_bwd_launch_config(65536, 26, 128, np.float32)
-    assert (threads, block, shared) == (65536 * 128, 128, 27 * 28 * 4)
-    assert kernels.interaction_bwd_launch_config(5, 1, 3, np.float16)[1:] == (32, 2 * 4 * 4)
-    assert kernels.interaction_bwd_launch_config(5, 26, 1000, np.float64)[1:] == (256, 27 * 28 * 8)
+    name, threads, block, shared = kernels.interaction_bwd_launch_config(65536, 26, 128, np.float32)
+    assert (name, threads, block, shared) == ("interaction_bwd_v32", 65536 * 128, 128, 27 * 28 * (4 + 4))
+    assert kernels.interaction_bwd_launch_config(8, 40, 128, np.float32)[0] == "interaction_bwd"
+    assert kernels.interaction_bwd_launch_config(5, 1, 3, np.float16)[2:] == (32, 2 * 4 * (4 + 4))
+    assert kernels.interaction_bwd_launch_config(5, 26, 1000, np.float64)[2:] == (256, 27 * 28 * (8 + 4))
+    assert kernels.interaction_bwd_launch_config(5, 40, 64, np.float32)[2:] == (64, 41 * 44 * 4)
     kernels.interaction_bwd_launch_config(8, 108, 16, np.float32)  # 109 vectors: 109*112*4 bytes fit
     kernels.interaction_bwd_launch_config(8, 75, 16, np.float64)  # 76*76*8 bytes fit
     with pytest.raises(BackendError, match="at most 108 embedding vectors"):
@@ -184,7 +200,7 @@ def test_reference_gather_reads_z_ee_and_computes_mlp_dots():
 def test_interaction_layer_declares_its_workspace():
     layer = make_layer("Interaction", ["mlp", "emb"], ["y"])
     specs = {s.name: s.shape for s in layer.workspace_specs([(8, 16), (8, 26, 16)])}
-    assert specs == {"z_ee": (8, 26, 26)}  # no T = [mlp; emb] (B, F+1, d) any more
+    assert specs == {"z_ee": (8, 26, 32)}  # no T = [mlp; emb] (B, F+1, d); Z_ee rows padded to 32
 
 
 def test_multicross_v1_bias_gradient_is_column_sum():
@@ -229,7 +245,8 @@ def test_batched_gemm_twin(dtype, trans_b, shape):
 
 @pytest.mark.gpu
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("batch,num_f,d", [(37, 26, 128), (5, 1, 3), (3, 40, 130), (2, 26, 16), (4, 5, 300)])
+@pytest.mark.parametrize("batch,num_f,d", [(37, 26, 128), (5, 1, 3), (3, 40, 130), (2, 26, 16), (4, 5, 300),
+                                           (3, 31, 64), (3, 32, 64)])
 def test_interaction_kernel_twins(dtype, batch, num_f, d):
     """interaction_gather (Z_ee columns copied bit for bit, mlp·emb dots by the warp) and the one-kernel
     backward against their NumPy twins."""

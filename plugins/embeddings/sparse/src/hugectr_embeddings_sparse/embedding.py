@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from hugectr_core.backend import is_numpy, to_host
+from hugectr_core.backend import DeferredRead, is_numpy, to_host
 from hugectr_core.contracts import Embedding
 from hugectr_core.errors import CheckpointError, ConfigError, DataError
 
@@ -21,6 +21,7 @@ from .hash_table import make_hash_table
 
 INIT_LIMIT = 0.05            # whole table U(-0.05, 0.05) (formats.md 3.6)
 _DECAYING = {"Adam", "MomentumSGD", "Nesterov"}  # fallback for optimizers without the flag
+IO_DTYPES = (np.dtype(np.float32), np.dtype(np.float16))  # lookup output / top gradient used in place
 
 
 def _is_adam(optimizer) -> bool:
@@ -44,6 +45,16 @@ class BackwardPlan:
     seg_j: Any         # int64 [n]: (sample, slot) segment of occurrence j
     scale_j: Any       # float32 [n]: 1, or 1/keys-in-slot for "mean"
     chunks: Any = None  # int64 [u + 1]: the GPU reduction's chunking of the occurrences (kernels.chunk_plan)
+    runs: Any = None    # DeferredRead of u while unique_rows / starts are still the untrimmed device buffers
+
+    def settle(self, kernels) -> "BackwardPlan":
+        """Trim the device buffers to the unique rows once their count is on the host; chunk them."""
+        if self.runs is not None:
+            u = int(self.runs.value()[0])
+            self.unique_rows, self.starts, self.runs = self.unique_rows[:u], self.starts[:u + 1], None
+        if self.chunks is None and kernels is not reference:
+            self.chunks = kernels.chunk_plan(self.starts)
+        return self
 
 
 def key_uniform(xp, keys, vec: int, seed: int, limit: float):
@@ -60,6 +71,9 @@ def key_uniform(xp, keys, vec: int, seed: int, limit: float):
 
 
 class SparseEmbeddingHash(Embedding):
+    # Mixed precision: the lookup writes the float16 tensor and backward reads its float16 gradient
+    # directly (sums in float32, one rounding), so the runtime plans no float32 staging copies for it.
+    fp16_io = True
     """Shared machinery of the hash-based legacy embeddings (one device's shard)."""
 
     def __init__(self, config, optimizer):
@@ -232,7 +246,7 @@ class SparseEmbeddingHash(Embedding):
         self._check_keys(keys, offsets)
         rows = self._insert_or_find(keys, offsets) if ctx.training else self.table.find(keys)
         out_sv = out_bse.reshape(n_seg, vec)
-        combined = out_sv if out_sv.dtype == xp.float32 and out_sv.flags.c_contiguous \
+        combined = out_sv if out_sv.dtype in IO_DTYPES and out_sv.flags.c_contiguous \
             else xp.empty((n_seg, vec), xp.float32)
         _kernels(xp).gather_combine(self.rows, rows, offsets, self.config.combiner == "mean", combined)
         if combined is not out_sv:
@@ -254,6 +268,8 @@ class SparseEmbeddingHash(Embedding):
     def _insert_or_find(self, keys, offsets=None):
         """Insert unseen keys and give their rows values drawn from (seed, key). ``offsets`` (the CSR of
         ``keys``) tell subclasses the slot of each key."""
+        if not is_numpy(self.xp):
+            return self._insert_or_find_on_device(keys, offsets)
         before = int(self.table.size)
         rows = self.table.insert_or_find(keys)
         self._note_slots(rows, offsets)
@@ -264,6 +280,23 @@ class SparseEmbeddingHash(Embedding):
             self.rows[before:after] = key_uniform(self.xp, new_keys, self.config.embedding_vec_size,
                                                   self.key_init, limit)
         return rows
+
+    def _insert_or_find_on_device(self, keys, offsets):
+        """The same without a host sync: the new rows are the ones between a device copy of the row
+        counter taken before the insert and the counter after it; a kernel fills them (``key_uniform``'s
+        twin), and the table reads its counter back only when its size is next needed."""
+        table = self.table
+        before = table.counter.copy()
+        rows = table.insert_or_find(keys)
+        self._note_slots(rows, offsets)
+        limit, per_slot, row_slot = self.device_init_limits()
+        _kernels(self.xp).init_new_rows(self.rows, table.row_keys, before, table.counter, self.key_init, limit,
+                                        per_slot, row_slot)
+        return rows
+
+    def device_init_limits(self):
+        """``init_limits`` for ``init_new_rows``: (bound, per-slot bounds or None, row -> slot or None)."""
+        return INIT_LIMIT, None, None
 
     def _note_slots(self, rows, offsets) -> None:
         """Hook: Localized records the slot of each row before the new rows get their values."""
@@ -276,6 +309,8 @@ class SparseEmbeddingHash(Embedding):
             scale = (1.0 / xp.maximum(xp.diff(offsets), 1).astype(xp.float32))[seg]
         else:
             scale = xp.ones(n, xp.float32)
+        if not is_numpy(xp) and n:
+            return self._device_backward_plan(rows, seg, scale)
         order = xp.argsort(rows, kind="stable") if is_numpy(xp) else xp.argsort(rows)
         sorted_rows = rows[order]
         if n:
@@ -283,8 +318,26 @@ class SparseEmbeddingHash(Embedding):
         else:
             first = xp.zeros(0, xp.int64)
         starts = xp.concatenate([first, xp.asarray([n])]).astype(xp.int64)
-        chunks = None if is_numpy(xp) else _kernels(xp).chunk_plan(starts)
-        return BackwardPlan(sorted_rows[first], starts, seg[order].astype(xp.int64), scale[order], chunks)
+        return BackwardPlan(sorted_rows[first], starts, seg[order].astype(xp.int64), scale[order])
+
+    def _device_backward_plan(self, rows, seg, scale) -> BackwardPlan:
+        """The plan without a host sync (the GPU would idle while the host caught up): each run's first
+        occurrence scatters its position and row into buffers of n (+1) entries, and the number of runs
+        comes back to the host asynchronously; ``BackwardPlan.settle`` trims the buffers in backward."""
+        xp = self.xp
+        n = rows.size
+        order = xp.argsort(rows)
+        sorted_rows = rows[order]
+        first = xp.empty(n, bool)
+        first[:1] = True
+        xp.not_equal(sorted_rows[1:], sorted_rows[:-1], out=first[1:])
+        run = xp.cumsum(first, dtype=xp.int64) - 1  # the unique row index of every occurrence
+        starts = xp.full(n + 2, n, xp.int64)  # starts[u] for u < runs; starts[runs] stays n; [n + 1]: spare
+        starts[xp.where(first, run, n + 1)] = xp.arange(n, dtype=xp.int64)
+        unique_rows = xp.empty(n + 1, xp.int64)  # entry n: the spare the other occurrences write to
+        unique_rows[xp.where(first, run, n)] = sorted_rows
+        return BackwardPlan(unique_rows, starts, seg[order].astype(xp.int64), scale[order],
+                            runs=DeferredRead(xp, run[-1:] + 1))
 
     # -- backward --------------------------------------------------------------------------------
     def _moves_untouched_rows(self) -> bool:
@@ -298,8 +351,11 @@ class SparseEmbeddingHash(Embedding):
             return
         if self._plan is None:
             raise ConfigError(f"{self._where()}: backward needs a training forward first")
-        xp, vec, plan = self.xp, self.config.embedding_vec_size, self._plan
-        top_grad_sv = xp.ascontiguousarray(top_grad_bse.reshape(-1, vec), dtype=xp.float32)
+        self.table.size  # noqa: B018 - settles the row counter: a full table is reported before any update
+        xp, vec = self.xp, self.config.embedding_vec_size
+        plan = self._plan.settle(_kernels(xp))
+        grad = top_grad_bse.reshape(-1, vec)
+        top_grad_sv = xp.ascontiguousarray(grad, dtype=grad.dtype if grad.dtype in IO_DTYPES else xp.float32)
         step, scaler = ctx.step, ctx.scaler
         if getattr(self.optimizer, "plain_sgd", False) and self.update_type != "LazyGlobal":
             # the fast path: SGD fused into the per-row reduction (one pass over the gradient)
@@ -457,8 +513,19 @@ class LocalizedSlotSparseEmbeddingHash(SparseEmbeddingHash):
         sizes = self.config.slot_size_array
         if not sizes:
             return super().init_limits(rows)
-        limits = self.xp.asarray(np.sqrt(1.0 / np.asarray(sizes, np.float64)))
-        return limits[self.row_slot[rows]][:, None]
+        return self._slot_limits()[self.row_slot[rows]][:, None]
+
+    def device_init_limits(self):
+        if not self.config.slot_size_array:
+            return super().device_init_limits()
+        return 0.0, self._slot_limits(), self.row_slot
+
+    def _slot_limits(self):
+        """sqrt(1 / slot_size[s]) per slot, float64 on the backend (made once)."""
+        if getattr(self, "_slot_limit_array", None) is None:
+            sizes = np.asarray(self.config.slot_size_array, np.float64)
+            self._slot_limit_array = self.xp.asarray(np.sqrt(1.0 / sizes))
+        return self._slot_limit_array
 
     def allocate(self, xp, rng) -> None:
         self.row_slot = xp.zeros(self.capacity, xp.int64)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from hugectr_core.backend import DeferredRead
+
 from . import reference
 
 
@@ -95,7 +97,19 @@ class DeviceHashTable:
         self.slot_rows = xp.full(n_slots, -1, xp.int64)
         self.row_keys = xp.full(max(self.capacity, 1), -1, xp.int64)
         self.counter = xp.zeros(1, xp.uint64)
-        self.size = 0
+        self._size = 0
+        self._pending = None  # DeferredRead of the counter after the last insert
+
+    @property
+    def size(self) -> int:
+        """Rows given out. Reading it after an insert waits for that insert's counter copy only."""
+        if self._pending is not None:
+            needed = int(self._pending.value()[0])
+            self._pending = None
+            if needed > self.capacity:
+                raise self.on_full(needed)  # the rows past capacity were not given out: the table is now unusable
+            self._size = needed
+        return self._size
 
     def find(self, keys):
         from . import kernels  # noqa: PLC0415 - keeps CuPy out of import time
@@ -107,10 +121,9 @@ class DeviceHashTable:
 
         rows = kernels.hash_insert_or_find(self.slot_keys, self.slot_rows, self.row_keys, self.counter,
                                            keys, self.capacity)[0]
-        needed = int(self.counter.get()[0])
-        if needed > self.capacity:
-            raise self.on_full(needed)  # the rows past capacity were not given out: the table is now unusable
-        self.size = needed
+        # no host sync here: the counter is read back when ``size`` is next needed (a full table is
+        # reported then, before any update uses the rows past capacity, which are -2)
+        self._pending = DeferredRead(self.xp, self.counter)
         return rows
 
     def keys_in_row_order(self):

@@ -107,8 +107,29 @@ __device__ __forceinline__ void add4(float4& a, const float4 b, float w) {
   a.x += b.x * w; a.y += b.y * w; a.z += b.z * w; a.w += b.w * w;
 }
 
+// Four consecutive values of a float (16-byte) or __half (8-byte) row as a float4: the f4 kernels read
+// the gradient and write the lookup in the dense network's dtype, so mixed precision needs no fp32
+// staging copy; fp16 values round once, to nearest, exactly as the staging cast did.
+__device__ __forceinline__ float4 load4(const float* p, long long i4) { return reinterpret_cast<const float4*>(p)[i4]; }
+__device__ __forceinline__ float4 load4(const __half* p, long long i4) {
+  const uint2 w = reinterpret_cast<const uint2*>(p)[i4];
+  const float2 lo = __half22float2(*reinterpret_cast<const __half2*>(&w.x));
+  const float2 hi = __half22float2(*reinterpret_cast<const __half2*>(&w.y));
+  return make_float4(lo.x, lo.y, hi.x, hi.y);
+}
+__device__ __forceinline__ void store4(float* p, long long i4, float4 v) { reinterpret_cast<float4*>(p)[i4] = v; }
+__device__ __forceinline__ void store4(__half* p, long long i4, float4 v) {
+  __half2 lo = __floats2half2_rn(v.x, v.y), hi = __floats2half2_rn(v.z, v.w);
+  uint2 w;
+  w.x = *reinterpret_cast<const unsigned int*>(&lo);
+  w.y = *reinterpret_cast<const unsigned int*>(&hi);
+  reinterpret_cast<uint2*>(p)[i4] = w;
+}
+
+// TO: the output's element type (float or __half); the sum is float either way.
+template <typename TO>
 __global__ void gather_combine_f4(const float4* table_xq, const long long* rows_k, const long long* offsets_s,
-                                  long long n_seg, long long q, int mean, float4* out_sq) {
+                                  long long n_seg, long long q, int mean, TO* out_sv) {
   for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n_seg * q;
        i += (long long)blockDim.x * gridDim.x) {
     const long long s = i / q, c = i - s * q;
@@ -122,11 +143,12 @@ __global__ void gather_combine_f4(const float4* table_xq, const long long* rows_
       const float inv = 1.f / float(end - start);
       acc.x *= inv; acc.y *= inv; acc.z *= inv; acc.w *= inv;
     }
-    out_sq[i] = acc;
+    store4(out_sv, i, acc);
   }
 }
 
-__global__ void segmented_reduce_chunks_f4(const float4* top_grad_sq, const long long* seg_j, const float* scale_j,
+template <typename TG>
+__global__ void segmented_reduce_chunks_f4(const TG* top_grad_sv, const long long* seg_j, const float* scale_j,
                                            const long long* starts_u, const long long* chunk_start_u,
                                            long long n_unique, long long max_chunks, long long chunk, long long q,
                                            float4* partial_qq);
@@ -180,7 +202,9 @@ __global__ void segmented_reduce_merge(const T* partial_qv, const long long* chu
   }
 }
 
-__global__ void segmented_reduce_chunks_f4(const float4* top_grad_sq, const long long* seg_j, const float* scale_j,
+// TG: the top gradient's element type (float or __half); partial sums are float.
+template <typename TG>
+__global__ void segmented_reduce_chunks_f4(const TG* top_grad_sv, const long long* seg_j, const float* scale_j,
                                            const long long* starts_u, const long long* chunk_start_u,
                                            long long n_unique, long long max_chunks, long long chunk, long long q,
                                            float4* partial_qq) {
@@ -193,7 +217,7 @@ __global__ void segmented_reduce_chunks_f4(const float4* top_grad_sq, const long
     const long long j0 = starts_u[u] + (p - chunk_start_u[u]) * chunk;
     const long long j1 = min(j0 + chunk, starts_u[u + 1]);
     float4 acc = make_float4(0.f, 0.f, 0.f, 0.f);
-    for (long long j = j0; j < j1; ++j) add4(acc, top_grad_sq[seg_j[j] * q + c], scale_j[j]);
+    for (long long j = j0; j < j1; ++j) add4(acc, load4(top_grad_sv, seg_j[j] * q + c), scale_j[j]);
     partial_qq[p * q + c] = acc;
   }
 }
@@ -258,5 +282,31 @@ __global__ void adam_lazy_update_rows(T* table_xv, T* m_xv, T* v_xv, long long* 
     m_xv[at] = b1_skipped * m_old + (T(1) - beta1) * g;
     v_xv[at] = pow(beta2, skipped) * v_old + (T(1) - beta2) * g * g;
     stamps_xv[at] = step;
+  }
+}
+
+// Values of the rows the last insert gave out, [*counter_before, min(*counter_after, max_rows)), from
+// (seed, key, column) alone: the twin of embedding.key_uniform (splitmix64 of key * v + c xor seed,
+// U(-limit, limit) computed in double, stored as float). The bounds are read on the device, so the
+// insert needs no host sync; the grid strides over the new rows only (none in a steady state).
+// limit_per_slot (nullable): HugeCTR's per-slot bound, indexed by row_slot_x[row].
+__global__ void init_new_rows(const long long* row_keys_x, const unsigned long long* counter_before,
+                              const unsigned long long* counter_after, long long max_rows, long long v,
+                              unsigned long long seed, double limit, const double* limit_per_slot,
+                              const long long* row_slot_x, float* table_xv) {
+  const long long before = (long long)*counter_before;
+  const long long after_raw = (long long)*counter_after;
+  const long long after = after_raw < max_rows ? after_raw : max_rows;
+  const long long n_new = after > before ? after - before : 0;
+  HCTR_GRID_STRIDE_LOOP(i, n_new * v) {
+    const long long row = before + i / v, c = i % v;
+    unsigned long long x = (unsigned long long)row_keys_x[row] * (unsigned long long)v + (unsigned long long)c;
+    x = (x ^ seed) + 0x9E3779B97F4A7C15ULL;
+    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
+    x = x ^ (x >> 31);
+    const double unit = (double)(x >> 11) * (1.0 / 9007199254740992.0);
+    const double bound = limit_per_slot != nullptr ? limit_per_slot[row_slot_x[row]] : limit;
+    table_xv[row * v + c] = (float)((2.0 * unit - 1.0) * bound);
   }
 }

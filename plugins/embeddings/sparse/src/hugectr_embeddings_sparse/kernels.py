@@ -12,13 +12,23 @@ KERNELS = KernelModule(
     [f"hash_insert_or_find<{k}>" for k in _KEY_TYPES] + [f"hash_find<{k}>" for k in _KEY_TYPES]
     + [f"{n}<{t}>" for n in ("gather_combine", "segmented_reduce_chunks", "segmented_reduce_merge", "segmented_reduce_merge_sgd",
                                  "adam_lazy_update_rows") for t in _FLOAT_TYPES]
-    + ["gather_combine_f4", "segmented_reduce_chunks_f4", "segmented_reduce_merge_f4", "segmented_reduce_merge_sgd_f4"])
+    + [f"{n}<{t}>" for n in ("gather_combine_f4", "segmented_reduce_chunks_f4") for t in ("float", "__half")]
+    + ["segmented_reduce_merge_f4", "segmented_reduce_merge_sgd_f4", "init_new_rows"])
+INIT_GRID = 1024  # blocks of init_new_rows: it strides over the new rows, a count only the device knows
+VEC4_IO_DTYPES = (np.dtype(np.float32), np.dtype(np.float16))  # what the f4 kernels read as a gradient / write
 
 
 def _vec4(*arrays) -> bool:
     """float32 with rows a multiple of 4 wide (and 16-byte aligned, as CuPy allocations are): use float4."""
     a = arrays[0]
     return a.dtype == np.float32 and a.shape[-1] % 4 == 0 and all(x.data.ptr % 16 == 0 for x in arrays)
+
+
+def _vec4_io(io, *fp32_arrays) -> bool:
+    """As ``_vec4`` for the float32 arrays, with ``io`` (the lookup output or top gradient) float32 or
+    float16, its rows a multiple of 4 wide and 4 values (8 or 16 bytes) aligned."""
+    return np.dtype(io.dtype) in VEC4_IO_DTYPES and io.shape[-1] % 4 == 0 \
+        and io.data.ptr % (4 * io.dtype.itemsize) == 0 and _vec4(*fp32_arrays)
 
 
 def _keys(keys):
@@ -56,8 +66,13 @@ def gather_combine(table, rows, row_offsets, mean, out_sv):
     offsets = cupy.ascontiguousarray(row_offsets, dtype=cupy.int64)
     rows = cupy.ascontiguousarray(rows, dtype=cupy.int64)
     n_seg, vec = out_sv.shape
-    if _vec4(table, out_sv):
-        KERNELS.launch("gather_combine_f4", (), n_seg * vec // 4,
+    if out_sv.dtype != table.dtype and not _vec4_io(out_sv, table):  # only the f4 kernel writes float16
+        wide = cupy.empty(out_sv.shape, table.dtype)
+        gather_combine(table, rows, offsets, mean, wide)
+        out_sv[...] = wide
+        return out_sv
+    if _vec4_io(out_sv, table):
+        KERNELS.launch("gather_combine_f4", out_sv.dtype, n_seg * vec // 4,
                        (table, rows, offsets, np.int64(n_seg), np.int64(vec // 4), np.int32(bool(mean)), out_sv))
         return out_sv
     KERNELS.launch("gather_combine", table.dtype, n_seg * vec,
@@ -78,20 +93,29 @@ def chunk_plan(starts_u):
     return cupy.concatenate([cupy.zeros(1, cupy.int64), cupy.cumsum(chunks_u)])
 
 
+def sum_dtype(dtype):
+    """The dtype the reductions accumulate and return in: float32 for float16 gradients."""
+    return np.dtype(np.float32) if np.dtype(dtype) == np.float16 else np.dtype(dtype)
+
+
 def _chunk_partials(top_grad_sv, seg_j, scale_j, starts_u, chunk_start_u, *more):
     """First pass: per-chunk partial sums. Returns (partial, chunk_start_u, n_unique, width, suffix, dtypes)."""
     import cupy  # noqa: PLC0415
 
     n_unique, vec = starts_u.size - 1, top_grad_sv.shape[1]
+    acc = sum_dtype(top_grad_sv.dtype)
     starts_u = cupy.ascontiguousarray(starts_u, dtype=cupy.int64)
     chunk_start_u = chunk_plan(starts_u) if chunk_start_u is None else chunk_start_u
     max_chunks = n_unique + seg_j.size // SEGMENT_CHUNK  # sum of ceil(len/chunk) <= n_unique + n/chunk
-    partial = cupy.empty((max_chunks, vec), top_grad_sv.dtype)
+    partial = cupy.empty((max_chunks, vec), acc)
     seg_j = cupy.ascontiguousarray(seg_j, dtype=cupy.int64)
-    scale_j = cupy.ascontiguousarray(scale_j, dtype=top_grad_sv.dtype)
-    wide = _vec4(top_grad_sv, partial, *more)
-    width, suffix, dtypes = (vec // 4, "_f4", ()) if wide else (vec, "", top_grad_sv.dtype)
-    KERNELS.launch("segmented_reduce_chunks" + suffix, dtypes, max_chunks * width,
+    scale_j = cupy.ascontiguousarray(scale_j, dtype=acc)
+    if _vec4_io(top_grad_sv, partial, *more):  # reads a float32 or float16 gradient in place
+        width, suffix, dtypes, kernel = vec // 4, "_f4", (), ("segmented_reduce_chunks_f4", top_grad_sv.dtype)
+    else:  # the scalar kernels are float/double: a float16 gradient is widened first
+        top_grad_sv = top_grad_sv.astype(acc, copy=False)
+        width, suffix, dtypes, kernel = vec, "", acc, ("segmented_reduce_chunks", acc)
+    KERNELS.launch(*kernel, max_chunks * width,
                    (top_grad_sv, seg_j, scale_j, starts_u, chunk_start_u, np.int64(n_unique), np.int64(max_chunks),
                     np.int64(SEGMENT_CHUNK), np.int64(width), partial))
     return partial, chunk_start_u, n_unique, width, suffix, dtypes
@@ -102,7 +126,7 @@ def segmented_reduce(top_grad_sv, seg_j, scale_j, starts_u, chunk_start_u=None):
     import cupy  # noqa: PLC0415
 
     top_grad_sv = cupy.ascontiguousarray(top_grad_sv)
-    grad_uv = cupy.empty((starts_u.size - 1, top_grad_sv.shape[1]), top_grad_sv.dtype)
+    grad_uv = cupy.empty((starts_u.size - 1, top_grad_sv.shape[1]), sum_dtype(top_grad_sv.dtype))
     if not grad_uv.shape[0]:
         return grad_uv
     partial, chunk_start_u, n_unique, width, suffix, dtypes = _chunk_partials(top_grad_sv, seg_j, scale_j,
@@ -139,3 +163,21 @@ def adam_lazy_update_rows(table, m, v, stamps, rows, grad_rows, lr, step, beta1,
                        (table, m, v, stamps, rows, grad_rows, np.int64(n_unique), np.int64(vec), t(lr),
                         np.int64(step), t(beta1), t(beta2), t(eps), t(inv_scaler)))
     return table, m, v, stamps
+
+
+def init_new_rows(table, row_keys, counter_before, counter_after, seed, limit, limit_per_slot=None, row_slot=None):
+    """Fill the rows given out between the two counter values (device scalars) from (seed, key): the
+    twin of ``embedding.key_uniform`` on ``row_keys[before:after]``, without reading the counters."""
+    import cupy  # noqa: PLC0415
+
+    if table.dtype != np.float32 or not table.flags.c_contiguous:
+        raise ValueError(f"init_new_rows: the table must be C-contiguous float32, got {table.dtype}")
+    rows, vec = table.shape
+    per_slot = limit_per_slot is not None
+    null = np.uint64(0)  # an 8-byte null pointer argument
+    slot_limits = cupy.ascontiguousarray(limit_per_slot, dtype=cupy.float64) if per_slot else null
+    slots = row_slot if per_slot else null
+    KERNELS.function("init_new_rows")((INIT_GRID,), (256,), (
+        row_keys, counter_before, counter_after, np.int64(rows), np.int64(vec), np.uint64(seed & (2**64 - 1)),
+        np.float64(limit), slot_limits, slots, table))
+    return table

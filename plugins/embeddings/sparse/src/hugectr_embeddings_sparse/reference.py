@@ -66,26 +66,35 @@ def hash_find(slot_keys, slot_rows, keys):
     return rows
 
 
+def sum_dtype(dtype):
+    """The dtype sums are taken in: float32 for a float16 output or gradient (rounded once at the end)."""
+    return np.dtype(np.float32) if np.dtype(dtype) == np.float16 else np.dtype(dtype)
+
+
 def gather_combine(table, rows, row_offsets, mean, out_sv):
-    """``out_sv[s] = sum (or mean) of table[rows[k]]`` over the keys k of segment s; rows < 0 add 0."""
+    """``out_sv[s] = sum (or mean) of table[rows[k]]`` over the keys k of segment s; rows < 0 add 0.
+    A float16 ``out_sv`` gets the float32 result rounded once."""
     offsets = np.asarray(row_offsets, np.int64)
     counts = np.diff(offsets)
     seg = np.repeat(np.arange(counts.size), counts)
     present = rows[: seg.size] >= 0
-    vectors = np.where(present[:, None], table[np.where(present, rows[: seg.size], 0)], 0).astype(out_sv.dtype)
-    out_sv[...] = 0
-    np.add.at(out_sv, seg, vectors)
+    acc = sum_dtype(out_sv.dtype)
+    vectors = np.where(present[:, None], table[np.where(present, rows[: seg.size], 0)], 0).astype(acc)
+    total = np.zeros(out_sv.shape, acc)
+    np.add.at(total, seg, vectors)
     if mean:
-        out_sv /= np.maximum(counts, 1).astype(out_sv.dtype)[:, None]
+        total /= np.maximum(counts, 1).astype(acc)[:, None]
+    out_sv[...] = total
     return out_sv
 
 
 def segmented_reduce(top_grad_sv, seg_j, scale_j, starts_u, chunk_start_u=None):
     """``grad_uv[u] = sum_j top_grad_sv[seg_j[j]] * scale_j[j]`` over the run ``starts_u[u]:starts_u[u+1]``."""
     n_unique = starts_u.size - 1
+    acc = sum_dtype(top_grad_sv.dtype)
     if n_unique == 0:
-        return np.zeros((0, top_grad_sv.shape[1]), top_grad_sv.dtype)
-    scaled = top_grad_sv[seg_j] * scale_j[:, None].astype(top_grad_sv.dtype)
+        return np.zeros((0, top_grad_sv.shape[1]), acc)
+    scaled = top_grad_sv[seg_j].astype(acc) * scale_j[:, None].astype(acc)
     return np.add.reduceat(scaled, starts_u[:-1], axis=0)
 
 

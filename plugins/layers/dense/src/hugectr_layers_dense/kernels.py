@@ -19,9 +19,11 @@ from hugectr_core.kernels import KernelModule, ctype
 from ._common import TILE_THREADS, tile_cols
 
 KERNEL_DTYPES = (np.float32, np.float64, np.float16)
-KERNEL_NAMES = ("bias_act_fwd", "relu_bwd", "bias_grad", "relu_bias_bwd", "bias_partials_sum")
+KERNEL_NAMES = ("bias_act_fwd", "relu_bwd", "bias_grad", "relu_bias_bwd", "bias_partials_sum",
+                "bias_act_fwd_v16", "relu_bias_bwd_v16")
 KERNELS = KernelModule("hugectr_layers_dense", [f"{name}<{ctype(t)}>" for name in KERNEL_NAMES for t in KERNEL_DTYPES])
 BIAS_GRAD_BLOCK = TILE_THREADS  # fixed by the shared-memory tile of bias_grad and relu_bias_bwd
+TILE_COLS_V16 = 32  # relu_bias_bwd_v16's tile width: outputs >= 32 wide (tile_cols(n) == 32)
 GEMM_BIAS_GRAD_MIN_COLS = 32  # from this width on the bias gradient is ones(1, m) @ dy (cuBLAS)
 
 def _check(*arrays):
@@ -36,13 +38,26 @@ def _check(*arrays):
     return dtype
 
 
+def vector_width(dtype) -> int:
+    """Elements of ``dtype`` in one 16-byte load (the ``*_v16`` kernels)."""
+    return 16 // np.dtype(dtype).itemsize
+
+
+def _fits_v16(n: int, *arrays) -> bool:
+    """The 16-byte kernels apply: rows a whole number of vectors and every buffer 16-byte aligned."""
+    return n % vector_width(arrays[0].dtype) == 0 and all(a.data.ptr % 16 == 0 for a in arrays)
+
+
 def bias_act_fwd(y_mn, bias_n, relu: bool):
     """In place: ``y = relu?(y + bias)``; ``bias_n`` (n,) or (1, n), or None for no bias."""
     dtype = _check(y_mn) if bias_n is None else _check(y_mn, bias_n)
     m, n = y_mn.shape
     bias = y_mn if bias_n is None else bias_n  # a valid pointer the kernel never reads
-    KERNELS.launch("bias_act_fwd", dtype, m * n,
-                   (y_mn, bias, np.int32(bias_n is not None), np.int32(bool(relu)), np.int64(m), np.int64(n)))
+    args = (y_mn, bias, np.int32(bias_n is not None), np.int32(bool(relu)), np.int64(m), np.int64(n))
+    if _fits_v16(n, y_mn, bias):
+        KERNELS.launch("bias_act_fwd_v16", dtype, m * n // vector_width(dtype), args)
+    else:
+        KERNELS.launch("bias_act_fwd", dtype, m * n, args)
     return y_mn
 
 
@@ -115,10 +130,11 @@ def relu_bias_bwd(dy_mn, y_mn, out_mn, dbias_n, partials_pn):
                            f"{partials_pn.dtype} {tuple(partials_pn.shape)}")
     p = partials_pn.shape[0]
     geo = relu_bias_launch_geometry(m, n, p)
-    KERNELS.function("relu_bias_bwd", dtype)(
-        geo["grid"], geo["block"],
-        (dy_mn, y_mn, out_mn, partials_pn, np.int64(m), np.int64(n), np.int64(geo["rows_per_block"]),
-         np.int32(geo["cols"])))
+    args = (dy_mn, y_mn, out_mn, partials_pn, np.int64(m), np.int64(n), np.int64(geo["rows_per_block"]))
+    if geo["cols"] == TILE_COLS_V16 and _fits_v16(n, dy_mn, y_mn, out_mn, partials_pn):
+        KERNELS.function("relu_bias_bwd_v16", dtype)(geo["grid"], geo["block"], args)  # same grid and partials
+    else:
+        KERNELS.function("relu_bias_bwd", dtype)(geo["grid"], geo["block"], args + (np.int32(geo["cols"]),))
     bias_partials_sum(partials_pn, dbias_n)
     return out_mn, dbias_n
 

@@ -10,7 +10,8 @@
 // one writer, so every kernel is deterministic.
 //
 // Launch contracts:
-// * Interaction forward: cuBLAS strided-batched GEMM Z_ee = emb*emb^T (B, F, F) (kernels.py:
+// * Interaction forward: cuBLAS strided-batched GEMM Z_ee = emb*emb^T (B, F, fz >= F: rows padded to
+//   16-byte multiples, so cuBLAS may use tensor cores) (kernels.py:
 //   batched_gemm), then interaction_gather: one WARP per sample (grid-stride over samples,
 //   blockDim.x a multiple of 32; launchers: 256 = 8 samples per block). It computes the F
 //   mlp.emb dot products itself and copies the F(F-1)/2 embedding pairs from Z_ee; the pair
@@ -44,7 +45,7 @@ __device__ __forceinline__ A warp_sum(A value) {
 template <typename T>
 __global__ void interaction_gather(const T* __restrict__ mlp_bd, const T* __restrict__ emb_bfd,
                                    const T* __restrict__ z_bff, T* __restrict__ out_bo, long long batch, int F,
-                                   int d) {
+                                   int d, int fz) {
   const long long width = d + (long long)F * (F + 1) / 2 + 1;
   const int lane = threadIdx.x % HCTR_WARP;
   const long long warps = (long long)gridDim.x * blockDim.x / HCTR_WARP;
@@ -58,7 +59,7 @@ __global__ void interaction_gather(const T* __restrict__ mlp_bd, const T* __rest
       for (int e = lane; e < d; e += HCTR_WARP) part += hctr_load(m, e) * hctr_load(emb_row, e);
       const acc_t<T> dot = warp_sum(part);  // every lane gets it
       T* row = out + d + (long long)i * (i - 1) / 2;
-      const T* z_row = z_bff + (b * F + (i - 1)) * (long long)F;
+      const T* z_row = z_bff + (b * F + (i - 1)) * (long long)fz;  // fz >= F: Z_ee's padded row stride
       for (int j = lane; j < i; j += HCTR_WARP) {
         if (j == 0) {
           hctr_store(row, 0, dot);
@@ -125,6 +126,74 @@ __global__ void interaction_bwd(const T* __restrict__ mlp_bd, const T* __restric
           acc1 += s1 * t;
           acc2 += s2 * t;
           acc3 += s3 * t;
+        }
+        const A acc[4] = {acc0, acc1, acc2, acc3};
+#pragma unroll
+        for (int q = 0; q < 4; ++q) {
+          const int r = r0 + q;
+          if (r == 0) {
+            hctr_store(grad_mlp_bd, b * d + e, hctr_load(g, e) + acc[q]);
+          } else if (r < V) {
+            hctr_store(grad_emb_bfd, (b * F + (r - 1)) * (long long)d + e, acc[q]);
+          }
+        }
+      }
+    }
+  }
+}
+
+// interaction_bwd for V = F + 1 <= 32 (DLRM: 27): the same sums, but each thread reads its column of
+// T = [mlp; emb] from global memory once into registers (the generic kernel re-reads it for every 4 output
+// rows), and S is filled through a per-block table of pair columns (no integer divisions per sample).
+// Dynamic shared memory: V*VP acc_t<T> values of S, then V*VP ints of the table (-1: a zero entry).
+template <typename T>
+__global__ void interaction_bwd_v32(const T* __restrict__ mlp_bd, const T* __restrict__ emb_bfd,
+                                    const T* __restrict__ grad_out_bo, T* __restrict__ grad_mlp_bd,
+                                    T* __restrict__ grad_emb_bfd, long long batch, int F, int d) {
+  using A = acc_t<T>;
+  constexpr int kMaxV = 32;
+  extern __shared__ __align__(16) unsigned char interaction_smem[];
+  const int V = F + 1, VP = (V + 3) & ~3;
+  A* s = reinterpret_cast<A*>(interaction_smem);
+  int* pair_col = reinterpret_cast<int*>(s + V * VP);
+  const long long width = d + (long long)F * V / 2 + 1;
+  for (int k = threadIdx.x; k < V * VP; k += blockDim.x) {
+    const int r = k / VP, c = k - r * VP;
+    int col = -1;
+    if (c < V && r != c) {
+      const int hi = r > c ? r : c, lo = r > c ? c : r;
+      col = d + hi * (hi - 1) / 2 + lo;
+    }
+    pair_col[k] = col;
+  }
+  for (long long b = blockIdx.x; b < batch; b += gridDim.x) {
+    const T* g = grad_out_bo + b * width;
+    __syncthreads();  // pair_col is written (first sample); the previous sample's S is no longer read
+    for (int k = threadIdx.x; k < V * VP; k += blockDim.x) {
+      const int col = pair_col[k];
+      s[k] = col >= 0 ? hctr_load(g, col) : A(0);
+    }
+    __syncthreads();
+    const T* m = mlp_bd + b * d;
+    const T* emb = emb_bfd + b * F * (long long)d;
+    for (int e = threadIdx.x; e < d; e += blockDim.x) {
+      A t[kMaxV];
+#pragma unroll
+      for (int j = 0; j < kMaxV; ++j) {
+        t[j] = j >= V ? A(0) : (j == 0 ? hctr_load(m, e) : hctr_load(emb, (long long)(j - 1) * d + e));
+      }
+      for (int r0 = 0; r0 < V; r0 += 4) {
+        A acc0 = A(0), acc1 = A(0), acc2 = A(0), acc3 = A(0);
+#pragma unroll
+        for (int j = 0; j < kMaxV; ++j) {
+          if (j < V) {  // uniform across the block
+            A s0, s1, s2, s3;
+            load4(s + j * VP + r0, s0, s1, s2, s3);
+            acc0 += s0 * t[j];
+            acc1 += s1 * t[j];
+            acc2 += s2 * t[j];
+            acc3 += s3 * t[j];
+          }
         }
         const A acc[4] = {acc0, acc1, acc2, acc3};
 #pragma unroll

@@ -10,7 +10,9 @@ from hugectr_core import cublas
 from hugectr_core.errors import BackendError
 from hugectr_core.kernels import KernelModule
 
-_NAMES = ("interaction_gather", "interaction_bwd", "multicross_fwd_layer",
+from ._ops import z_row_stride
+
+_NAMES = ("interaction_gather", "interaction_bwd", "interaction_bwd_v32", "multicross_fwd_layer",
           "multicross_bwd_layer", "multicross_v2_fwd_elem", "multicross_v2_bwd_elem", "fm_order2_fwd",
           "fm_order2_bwd", "weight_multiply_fwd", "weight_multiply_bwd_x", "weight_multiply_bwd_w")
 KERNELS = KernelModule("hugectr_layers_interactions",
@@ -31,16 +33,19 @@ def _outputs(*arrays):
 
 
 # -- batched GEMM through cuBLAS (hugectr_core.cublas) ---------------------------------------------
-def batched_gemm(a_bmk, b_bkn, out_bmn, trans_b=False, beta=0.0, allow_tf32=True) -> None:
+def batched_gemm(a_bmk, b_bkn, out_bmn, trans_b=False, beta=0.0, allow_tf32=True, cols=None) -> None:
     """out[i] = a[i] @ op(b[i]) + beta·out[i] with cuBLAS, on C-contiguous operands, no temporaries.
 
     Unlike ``cupy.matmul`` this never copies a transposed operand (emb·embᵀ reads emb in place) and
     takes ``beta`` (accumulate into ``out``). ``allow_tf32=False``
     keeps exact fp32 products even under enable_tf32_compute (used for bias-gradient column sums).
+    ``cols``: the logical width of ``out`` when its rows are padded (see ``z_row_stride``).
     """
     a_bmk, b_bkn = _inputs(a_bmk, b_bkn)  # no-ops on the contiguous workspaces of the hot path
     _outputs(out_bmn)
-    cublas.gemm_strided_batched(a_bmk, b_bkn, out_bmn, trans_b=trans_b, beta=beta, allow_tf32=allow_tf32)
+    cublas.gemm_strided_batched(a_bmk, b_bkn, out_bmn, trans_b=trans_b, beta=beta, allow_tf32=allow_tf32,
+                                cols=cols)
+
 
 
 # -- Interaction ------------------------------------------------------------------------------------
@@ -53,26 +58,36 @@ def interaction_gather(mlp_bd, emb_bfd, z_bff, out_bo) -> None:
     mlp_bd, emb_bfd, z_bff = _inputs(mlp_bd, emb_bfd, z_bff)
     _outputs(out_bo)
     (batch, d), num_f = mlp_bd.shape, emb_bfd.shape[1]
+    if z_bff.shape[:2] != (batch, num_f) or z_bff.shape[2] < num_f:
+        raise BackendError(f"interaction_gather: Z_ee has shape {tuple(z_bff.shape)}, expected ({batch}, {num_f}, "
+                           f">= {num_f})")
     KERNELS.launch("interaction_gather", mlp_bd.dtype, batch * WARP,
-                   (mlp_bd, emb_bfd, z_bff, out_bo, np.int64(batch), np.int32(num_f), np.int32(d)))
+                   (mlp_bd, emb_bfd, z_bff, out_bo, np.int64(batch), np.int32(num_f), np.int32(d),
+                    np.int32(z_bff.shape[2])))
 
 
-def interaction_bwd_launch_config(batch, num_f, d, dtype) -> tuple[int, int, int]:
-    """(threads to cover, block size, dynamic shared bytes) of the one-block-per-sample backward.
+REGISTER_VECTORS = 32  # interaction_bwd_v32 keeps up to this many vectors of T = [mlp; emb] in registers
+
+
+def interaction_bwd_launch_config(batch, num_f, d, dtype) -> tuple[str, int, int, int]:
+    """(kernel, threads to cover, block size, dynamic shared bytes) of the one-block-per-sample backward.
 
     A block holds the symmetric (F+1)x(F+1) pair-gradient matrix, rows padded to a multiple of 4
-    (vector loads), in the accumulate type; its threads stride over the d columns.
+    (vector loads), in the accumulate type; its threads stride over the d columns. Up to
+    ``REGISTER_VECTORS`` vectors, ``interaction_bwd_v32`` also keeps a table of pair columns (ints).
     """
     vectors = num_f + 1
     padded = (vectors + 3) // 4 * 4
     acc_bytes = 8 if np.dtype(dtype) == np.float64 else 4  # acc_t: float for __half
-    shared = vectors * padded * acc_bytes
+    in_registers = vectors <= REGISTER_VECTORS
+    name = "interaction_bwd_v32" if in_registers else "interaction_bwd"
+    shared = vectors * padded * (acc_bytes + (4 if in_registers else 0))
     if shared > _DEFAULT_SHARED_BYTES:
         raise BackendError(f"interaction_bwd: {num_f} embedding vectors need {shared} bytes of shared memory "
                            f"per block (more than {_DEFAULT_SHARED_BYTES}); at most 108 embedding vectors "
                            "(fp16/fp32) or 75 (fp64) are supported: use fewer embedding slots per Interaction")
     block = min(256, max(WARP, (d + WARP - 1) // WARP * WARP))
-    return batch * block, block, shared
+    return name, batch * block, block, shared
 
 
 def interaction_fwd(mlp_bd, emb_bfd, out_bo, z_bff=None) -> None:
@@ -82,10 +97,10 @@ def interaction_fwd(mlp_bd, emb_bfd, out_bo, z_bff=None) -> None:
 
     batch, num_f = emb_bfd.shape[:2]
     if z_bff is None:  # tests and callers without a compiled model
-        z_bff = cupy.empty((batch, num_f, num_f), dtype=emb_bfd.dtype)
+        z_bff = cupy.empty((batch, num_f, z_row_stride(num_f)), dtype=emb_bfd.dtype)
     _outputs(z_bff)
     (emb_bfd,) = _inputs(emb_bfd)
-    batched_gemm(emb_bfd, emb_bfd, z_bff, trans_b=True)
+    batched_gemm(emb_bfd, emb_bfd, z_bff, trans_b=True, cols=num_f)
     interaction_gather(mlp_bd, emb_bfd, z_bff, out_bo)
 
 
@@ -95,10 +110,10 @@ def interaction_bwd(mlp_bd, emb_bfd, grad_out_bo, grad_mlp_bd, grad_emb_bfd) -> 
     mlp_bd, emb_bfd, grad_out_bo = _inputs(mlp_bd, emb_bfd, grad_out_bo)
     _outputs(grad_mlp_bd, grad_emb_bfd)
     (batch, d), num_f = mlp_bd.shape, emb_bfd.shape[1]
-    threads, block, shared = interaction_bwd_launch_config(batch, num_f, d, mlp_bd.dtype)
+    name, threads, block, shared = interaction_bwd_launch_config(batch, num_f, d, mlp_bd.dtype)
     if batch == 0:
         return
-    KERNELS.launch("interaction_bwd", mlp_bd.dtype, threads,
+    KERNELS.launch(name, mlp_bd.dtype, threads,
                    (mlp_bd, emb_bfd, grad_out_bo, grad_mlp_bd, grad_emb_bfd, np.int64(batch), np.int32(num_f),
                     np.int32(d)), block=block, shared_mem=shared)
 

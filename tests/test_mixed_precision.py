@@ -1,0 +1,43 @@
+"""Mixed precision: embeddings that read and write float16 themselves skip the float32 staging copies,
+with results identical to the staged path (sums in float32, rounded once either way)."""
+import numpy as np
+import pytest
+
+import hugectr
+from hugectr_embeddings_sparse.embedding import SparseEmbeddingHash
+from tests.helpers import add_small_embedding_mlp, random_batch, reader
+
+STEPS, BATCH = 6, 32
+
+
+def train_mixed(device="cpu"):
+    solver = hugectr.CreateSolver(batchsize=BATCH, batchsize_eval=BATCH, lr=0.05, seed=11, device=device,
+                                  use_mixed_precision=True, scaler=128.0)
+    model = hugectr.Model(solver, reader(), hugectr.CreateOptimizer(optimizer_type=hugectr.Optimizer_t.SGD))
+    add_small_embedding_mlp(model, hidden=8)
+    rt = model.runtime
+    losses = [float(np.asarray(hugectr_host(rt.train_step(random_batch(BATCH, sparse={"data1": (3, 40)}, seed=s),
+                                                          model.learning_rate))))
+              for s in range(STEPS)]
+    emb = rt.embeddings[0]
+    table = hugectr_host(emb.rows[:emb.table.size])  # rows past the used ones are never written
+    return rt, losses, table
+
+
+def hugectr_host(x):
+    from hugectr_core.backend import to_host
+
+    return np.asarray(to_host(x))
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("gpu", marks=pytest.mark.gpu)])
+def test_fp16_io_embedding_trains_exactly_like_the_staged_one(device, monkeypatch):
+    rt, losses, table = train_mixed(device)
+    assert rt.staging == {}  # the sparse embedding writes the float16 tensor itself
+    assert rt.networks["train"].tensors["emb"].dtype == np.float16
+    monkeypatch.setattr(SparseEmbeddingHash, "fp16_io", False)
+    staged_rt, staged_losses, staged_table = train_mixed(device)
+    assert set(staged_rt.staging) == {"train/emb", "eval/emb", "grad/emb"}
+    assert all(np.isfinite(losses))
+    np.testing.assert_array_equal(losses, staged_losses)
+    np.testing.assert_array_equal(table, staged_table)
