@@ -43,10 +43,9 @@ def gemm_args(a_shape, b_shape, out_shape, trans_a=False, trans_b=False) -> dict
             "m": cols, "n": rows, "k": inner, "lda": b_cols, "ldb": a_cols, "ldc": cols}
 
 
-def gemm_strided_batched_args(a_shape, b_shape, out_shape, trans_b=False, out_ld=None) -> dict:
+def gemm_strided_batched_args(a_shape, b_shape, out_shape, trans_b=False) -> dict:
     """cublasGemmStridedBatchedEx arguments for row-major ``out[i] = a[i] @ op(b[i])``: as ``gemm_args``
-    plus the element strides between batch entries and ``batch``. ``out_ld``: the row stride of ``out``
-    when its rows are padded (``out_shape`` is then the logical shape)."""
+    plus the element strides between batch entries and ``batch``."""
     batch, rows, inner = a_shape
     if trans_b:
         b_batch, cols, b_inner = b_shape  # b is (batch, n, k)
@@ -59,7 +58,7 @@ def gemm_strided_batched_args(a_shape, b_shape, out_shape, trans_b=False, out_ld
             "m": cols, "n": rows, "k": inner,
             "lda": inner if trans_b else cols, "stride_a": cols * inner,
             "ldb": inner, "stride_b": rows * inner,
-            "ldc": out_ld or cols, "stride_c": rows * (out_ld or cols), "batch": batch}
+            "ldc": cols, "stride_c": rows * cols, "batch": batch}
 
 
 def compute_type(dtype, allow_tf32: bool = True) -> int:
@@ -132,18 +131,12 @@ def gemm(a, b, out, trans_a=False, trans_b=False, beta=0.0, allow_tf32=True):
     return out
 
 
-def gemm_strided_batched(a, b, out, trans_b=False, beta=0.0, allow_tf32=True, cols=None):
-    """``out[i] = a[i] @ op(b[i]) + beta·out[i]`` (3D, row-major, C-contiguous CuPy arrays).
-
-    ``cols``: write only the first ``cols`` columns of each row of ``out``, whose last axis is then a
-    padded row stride (rows of 16-byte multiples let cuBLAS pick its tensor-core kernels)."""
+def gemm_strided_batched(a, b, out, trans_b=False, beta=0.0, allow_tf32=True):
+    """``out[i] = a[i] @ op(b[i]) + beta·out[i]`` (3D, row-major, C-contiguous CuPy arrays)."""
     import cupy  # noqa: PLC0415 - only reached on the GPU backend
 
     dtype = _prepare(a, b, out)
-    if cols is not None and not 0 < cols <= out.shape[2]:
-        raise BackendError(f"batched_gemm: cols={cols} must be in [1, {out.shape[2]}] (the padded row stride)")
-    logical = out.shape if cols is None else (*out.shape[:2], cols)
-    args = gemm_strided_batched_args(a.shape, b.shape, logical, trans_b, out_ld=None if cols is None else out.shape[2])
+    args = gemm_strided_batched_args(a.shape, b.shape, out.shape, trans_b)
     if args["batch"] == 0 or out.size == 0:
         return out
     if args["k"] == 0:

@@ -12,7 +12,6 @@ from hugectr_core.testing import assert_twins, init_params, make_layer, run_laye
 from hugectr_core import cublas
 from hugectr_core.testing.cublas_emulation import emulate_gemm_strided_batched
 from hugectr_layers_interactions import kernels, reference
-from hugectr_layers_interactions._ops import z_row_stride
 
 RNG = np.random.default_rng(21)
 
@@ -22,7 +21,7 @@ def _grid(n_threads, block):
     return max(1, min((int(n_threads) + block - 1) // block, 65535 * 8))  # as KernelModule.launch
 
 
-def emulate_interaction_gather(grid, block, shared_mem, mlp_bd, emb_bfd, z_bff, out_bo, batch, num_f, d, fz):
+def emulate_interaction_gather(grid, block, shared_mem, mlp_bd, emb_bfd, z_bff, out_bo, batch, num_f, d):
     """kernels.cu interaction_gather: one warp per sample, lanes strided over d and over a pair row."""
     mlp, emb, z, out = (a.reshape(-1) for a in (mlp_bd, emb_bfd, z_bff, out_bo))
     assert shared_mem == 0 and block % 32 == 0
@@ -37,7 +36,7 @@ def emulate_interaction_gather(grid, block, shared_mem, mlp_bd, emb_bfd, z_bff, 
             for i in range(1, num_f + 1):
                 emb_row = (b * num_f + (i - 1)) * d
                 dot = sum(sum(mlp[m + e] * emb[emb_row + e] for e in range(lane, d, 32)) for lane in range(32))
-                row, z_row = o + d + i * (i - 1) // 2, (b * num_f + (i - 1)) * fz
+                row, z_row = o + d + i * (i - 1) // 2, (b * num_f + (i - 1)) * num_f
                 for lane in range(32):
                     for j in range(lane, i, 32):
                         out[row + j] = dot if j == 0 else z[z_row + j - 1]
@@ -101,10 +100,8 @@ def test_cupy_composition_on_numpy_stand_ins(monkeypatch, one_block, batch, num_
     import sys
     import types
 
-    def emulated_gemm(a, b, out, trans_b=False, beta=0.0, cols=None):
-        logical = out.shape if cols is None else (*out.shape[:2], cols)
-        args = cublas.gemm_strided_batched_args(a.shape, b.shape, logical, trans_b,
-                                                out_ld=None if cols is None else out.shape[2])
+    def emulated_gemm(a, b, out, trans_b=False, beta=0.0):
+        args = cublas.gemm_strided_batched_args(a.shape, b.shape, out.shape, trans_b)
         emulate_gemm_strided_batched(args, b, a, out, beta)
 
     def emulated_launch(name, dtypes, n_threads, args, block=256, shared_mem=0):
@@ -121,14 +118,13 @@ def test_cupy_composition_on_numpy_stand_ins(monkeypatch, one_block, batch, num_
     expected = [np.empty((batch, width)), np.empty_like(mlp), np.empty_like(emb)]
     reference.interaction_fwd(mlp, emb, expected[0])
     reference.interaction_bwd(mlp, emb, g, expected[1], expected[2])
-    z_ee = np.full((batch, num_f, z_row_stride(num_f)), np.nan)  # rows padded as the layer's workspace
+    z_ee = np.full((batch, num_f, num_f), np.nan)
     got = [np.full_like(e, np.nan) for e in expected]
     kernels.interaction_fwd(mlp, emb, got[0], z_ee)
     kernels.interaction_bwd(mlp, emb, g, got[1], got[2])
     for e, o in zip(expected, got):
         np.testing.assert_allclose(o, e, rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(z_ee[..., :num_f], emb @ emb.transpose(0, 2, 1), rtol=1e-12, atol=1e-12)
-    assert np.isnan(z_ee[..., num_f:]).all()  # the padding is never written
+    np.testing.assert_allclose(z_ee, emb @ emb.transpose(0, 2, 1), rtol=1e-12, atol=1e-12)
     fresh = np.full_like(expected[0], np.nan)
     kernels.interaction_fwd(mlp, emb, fresh)  # no workspace: Z_ee allocated
     np.testing.assert_allclose(fresh, expected[0], rtol=1e-12, atol=1e-12)
@@ -200,7 +196,7 @@ def test_reference_gather_reads_z_ee_and_computes_mlp_dots():
 def test_interaction_layer_declares_its_workspace():
     layer = make_layer("Interaction", ["mlp", "emb"], ["y"])
     specs = {s.name: s.shape for s in layer.workspace_specs([(8, 16), (8, 26, 16)])}
-    assert specs == {"z_ee": (8, 26, 32)}  # no T = [mlp; emb] (B, F+1, d); Z_ee rows padded to 32
+    assert specs == {"z_ee": (8, 26, 26)}  # no T = [mlp; emb] (B, F+1, d) any more
 
 
 def test_multicross_v1_bias_gradient_is_column_sum():

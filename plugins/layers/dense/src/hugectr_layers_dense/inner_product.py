@@ -69,8 +69,7 @@ class InnerProduct(Layer):
         x, (weight, bias) = bottoms[0], params
         self._check_params(x, params)
         y_mn = rows(tops[0], self.num_output)
-        ctx.xp.matmul(rows(x, x.shape[-1]), weight, out=y_mn)
-        ops_for(ctx.xp).bias_act_fwd(y_mn, bias, False)
+        ops_for(ctx.xp).linear_fwd(rows(x, x.shape[-1]), weight, bias, False, y_mn)
 
     def backward(self, ctx, bottoms, tops, top_grads, bottom_grads, params, param_grads, ws):
         xp, x, weight = ctx.xp, bottoms[0], params[0]

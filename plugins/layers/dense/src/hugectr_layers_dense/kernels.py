@@ -16,6 +16,7 @@ from hugectr_core import cublas
 from hugectr_core.errors import BackendError
 from hugectr_core.kernels import KernelModule, ctype
 
+from . import epilogue
 from ._common import TILE_THREADS, tile_cols
 
 KERNEL_DTYPES = (np.float32, np.float64, np.float16)
@@ -58,6 +59,19 @@ def bias_act_fwd(y_mn, bias_n, relu: bool):
         KERNELS.launch("bias_act_fwd_v16", dtype, m * n // vector_width(dtype), args)
     else:
         KERNELS.launch("bias_act_fwd", dtype, m * n, args)
+    return y_mn
+
+
+def linear_fwd(x_mk, w_kn, bias_n, relu: bool, y_mn):
+    """``y = relu?(x @ W + b)``: one cuBLASLt GEMM with a bias epilogue when nvmath-python is installed
+    (``epilogue.py``), else the GEMM and then ``bias_act_fwd``."""
+    import cupy  # noqa: PLC0415 - only reached on the GPU backend
+
+    if epilogue.linear(x_mk, w_kn, bias_n, relu, y_mn):
+        return y_mn
+    cupy.matmul(x_mk, w_kn, out=y_mn)
+    if bias_n is not None or relu:
+        bias_act_fwd(y_mn, bias_n, relu)
     return y_mn
 
 

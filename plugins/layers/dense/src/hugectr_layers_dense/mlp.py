@@ -156,12 +156,10 @@ class MLP(Layer):
         return [ws[f"out{i}"] for i in range(len(self.stages) - 1)] + [rows(tops[0], last)]
 
     def forward(self, ctx, bottoms, tops, params, ws):
-        xp, ops, x = ctx.xp, ops_for(ctx.xp), bottoms[0]
+        ops, x = ops_for(ctx.xp), bottoms[0]
         h = rows(x, x.shape[-1])
         for stage, (weight, bias), y in zip(self.stages, self._split_params(params, x.shape[-1]), self._outputs(tops, ws)):
-            xp.matmul(h, weight, out=y)
-            if stage.bias or stage.relu:
-                ops.bias_act_fwd(y, bias, stage.relu)
+            ops.linear_fwd(h, weight, bias, stage.relu, y)
             h = y
 
     def backward(self, ctx, bottoms, tops, top_grads, bottom_grads, params, param_grads, ws):

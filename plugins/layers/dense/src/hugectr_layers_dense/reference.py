@@ -32,6 +32,14 @@ def bias_act_fwd(y_mn: np.ndarray, bias_n, relu: bool) -> np.ndarray:
     return y_mn
 
 
+def linear_fwd(x_mk, w_kn, bias_n, relu: bool, y_mn) -> np.ndarray:
+    """``y = relu?(x @ W + b)``: the GEMM, then ``bias_act_fwd``."""
+    np.matmul(x_mk, w_kn, out=y_mn)
+    if bias_n is not None or relu:
+        bias_act_fwd(y_mn, bias_n, relu)
+    return y_mn
+
+
 def relu_bwd(dy: np.ndarray, y: np.ndarray, out: np.ndarray) -> np.ndarray:
     """``out = dy`` where the ReLU output ``y > 0``, else 0 (``out`` may alias ``dy``)."""
     np.copyto(out, np.where(y > 0, dy, 0))

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from hugectr_core.contracts import Layer, WorkspaceSpec
 
-from ._ops import ops, z_row_stride
+from ._ops import ops
 
 
 class Interaction(Layer):
@@ -47,10 +47,9 @@ class Interaction(Layer):
         return [(mlp[0], mlp[1] + num_f * (num_f + 1) // 2 + 1)]
 
     def workspace_specs(self, bottom_shapes):
-        """Z_ee = emb·embᵀ (B, F, F) with rows padded to ``z_row_stride(F)``, forward's GEMM output
-        (backward needs no workspace)."""
+        """Z_ee = emb·embᵀ (B, F, F), forward's GEMM output (backward needs no workspace)."""
         batch, num_f = bottom_shapes[1][:2]
-        return [WorkspaceSpec("z_ee", (batch, num_f, z_row_stride(num_f)))]
+        return [WorkspaceSpec("z_ee", (batch, num_f, num_f))]
 
     def forward(self, ctx, bottoms, tops, params, ws):
         ops(ctx.xp).interaction_fwd(bottoms[0], bottoms[1], tops[0], ws.get("z_ee"))

@@ -10,8 +10,7 @@
 // one writer, so every kernel is deterministic.
 //
 // Launch contracts:
-// * Interaction forward: cuBLAS strided-batched GEMM Z_ee = emb*emb^T (B, F, fz >= F: rows padded to
-//   16-byte multiples, so cuBLAS may use tensor cores) (kernels.py:
+// * Interaction forward: cuBLAS strided-batched GEMM Z_ee = emb*emb^T (B, F, F) (kernels.py:
 //   batched_gemm), then interaction_gather: one WARP per sample (grid-stride over samples,
 //   blockDim.x a multiple of 32; launchers: 256 = 8 samples per block). It computes the F
 //   mlp.emb dot products itself and copies the F(F-1)/2 embedding pairs from Z_ee; the pair
@@ -45,7 +44,7 @@ __device__ __forceinline__ A warp_sum(A value) {
 template <typename T>
 __global__ void interaction_gather(const T* __restrict__ mlp_bd, const T* __restrict__ emb_bfd,
                                    const T* __restrict__ z_bff, T* __restrict__ out_bo, long long batch, int F,
-                                   int d, int fz) {
+                                   int d) {
   const long long width = d + (long long)F * (F + 1) / 2 + 1;
   const int lane = threadIdx.x % HCTR_WARP;
   const long long warps = (long long)gridDim.x * blockDim.x / HCTR_WARP;
@@ -59,7 +58,7 @@ __global__ void interaction_gather(const T* __restrict__ mlp_bd, const T* __rest
       for (int e = lane; e < d; e += HCTR_WARP) part += hctr_load(m, e) * hctr_load(emb_row, e);
       const acc_t<T> dot = warp_sum(part);  // every lane gets it
       T* row = out + d + (long long)i * (i - 1) / 2;
-      const T* z_row = z_bff + (b * F + (i - 1)) * (long long)fz;  // fz >= F: Z_ee's padded row stride
+      const T* z_row = z_bff + (b * F + (i - 1)) * (long long)F;
       for (int j = lane; j < i; j += HCTR_WARP) {
         if (j == 0) {
           hctr_store(row, 0, dot);

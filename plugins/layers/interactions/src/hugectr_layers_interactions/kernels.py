@@ -10,8 +10,6 @@ from hugectr_core import cublas
 from hugectr_core.errors import BackendError
 from hugectr_core.kernels import KernelModule
 
-from ._ops import z_row_stride
-
 _NAMES = ("interaction_gather", "interaction_bwd", "interaction_bwd_v32", "multicross_fwd_layer",
           "multicross_bwd_layer", "multicross_v2_fwd_elem", "multicross_v2_bwd_elem", "fm_order2_fwd",
           "fm_order2_bwd", "weight_multiply_fwd", "weight_multiply_bwd_x", "weight_multiply_bwd_w")
@@ -33,18 +31,16 @@ def _outputs(*arrays):
 
 
 # -- batched GEMM through cuBLAS (hugectr_core.cublas) ---------------------------------------------
-def batched_gemm(a_bmk, b_bkn, out_bmn, trans_b=False, beta=0.0, allow_tf32=True, cols=None) -> None:
+def batched_gemm(a_bmk, b_bkn, out_bmn, trans_b=False, beta=0.0, allow_tf32=True) -> None:
     """out[i] = a[i] @ op(b[i]) + beta·out[i] with cuBLAS, on C-contiguous operands, no temporaries.
 
     Unlike ``cupy.matmul`` this never copies a transposed operand (emb·embᵀ reads emb in place) and
     takes ``beta`` (accumulate into ``out``). ``allow_tf32=False``
     keeps exact fp32 products even under enable_tf32_compute (used for bias-gradient column sums).
-    ``cols``: the logical width of ``out`` when its rows are padded (see ``z_row_stride``).
     """
     a_bmk, b_bkn = _inputs(a_bmk, b_bkn)  # no-ops on the contiguous workspaces of the hot path
     _outputs(out_bmn)
-    cublas.gemm_strided_batched(a_bmk, b_bkn, out_bmn, trans_b=trans_b, beta=beta, allow_tf32=allow_tf32,
-                                cols=cols)
+    cublas.gemm_strided_batched(a_bmk, b_bkn, out_bmn, trans_b=trans_b, beta=beta, allow_tf32=allow_tf32)
 
 
 
@@ -58,12 +54,8 @@ def interaction_gather(mlp_bd, emb_bfd, z_bff, out_bo) -> None:
     mlp_bd, emb_bfd, z_bff = _inputs(mlp_bd, emb_bfd, z_bff)
     _outputs(out_bo)
     (batch, d), num_f = mlp_bd.shape, emb_bfd.shape[1]
-    if z_bff.shape[:2] != (batch, num_f) or z_bff.shape[2] < num_f:
-        raise BackendError(f"interaction_gather: Z_ee has shape {tuple(z_bff.shape)}, expected ({batch}, {num_f}, "
-                           f">= {num_f})")
     KERNELS.launch("interaction_gather", mlp_bd.dtype, batch * WARP,
-                   (mlp_bd, emb_bfd, z_bff, out_bo, np.int64(batch), np.int32(num_f), np.int32(d),
-                    np.int32(z_bff.shape[2])))
+                   (mlp_bd, emb_bfd, z_bff, out_bo, np.int64(batch), np.int32(num_f), np.int32(d)))
 
 
 REGISTER_VECTORS = 32  # interaction_bwd_v32 keeps up to this many vectors of T = [mlp; emb] in registers
@@ -97,10 +89,10 @@ def interaction_fwd(mlp_bd, emb_bfd, out_bo, z_bff=None) -> None:
 
     batch, num_f = emb_bfd.shape[:2]
     if z_bff is None:  # tests and callers without a compiled model
-        z_bff = cupy.empty((batch, num_f, z_row_stride(num_f)), dtype=emb_bfd.dtype)
+        z_bff = cupy.empty((batch, num_f, num_f), dtype=emb_bfd.dtype)
     _outputs(z_bff)
     (emb_bfd,) = _inputs(emb_bfd)
-    batched_gemm(emb_bfd, emb_bfd, z_bff, trans_b=True, cols=num_f)
+    batched_gemm(emb_bfd, emb_bfd, z_bff, trans_b=True)
     interaction_gather(mlp_bd, emb_bfd, z_bff, out_bo)
 
 

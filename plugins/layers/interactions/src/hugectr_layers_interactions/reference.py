@@ -41,14 +41,13 @@ def batched_gemm(a_bmk, b_bkn, out_bmn, trans_b=False, beta=0.0, allow_tf32=True
 def interaction_gather(mlp_bd, emb_bfd, z_bff, out_bo) -> None:
     """out = [mlp, Z[i, j] for the pairs i > j of the F+1 vectors in row-major order, 0].
 
-    Z's embedding block Z[1:, 1:] is ``z_bff`` = emb·embᵀ (its rows may be padded past F columns);
-    its mlp column Z[i, 0] = emb[i-1]·mlp is computed here (fp32 sums for fp16, as the kernel's warp
-    dot products).
+    Z's embedding block Z[1:, 1:] is ``z_bff`` = emb·embᵀ; its mlp column Z[i, 0] = emb[i-1]·mlp is
+    computed here (fp32 sums for fp16, as the kernel's warp dot products).
     """
     (batch, d), num_f = mlp_bd.shape, emb_bfd.shape[1]
     acc = _acc(mlp_bd)
     z = np.zeros((batch, num_f + 1, num_f + 1), dtype=acc)
-    z[:, 1:, 1:] = z_bff[:, :, :num_f]
+    z[:, 1:, 1:] = z_bff
     z[:, 1:, 0] = np.einsum("bfd,bd->bf", emb_bfd.astype(acc), mlp_bd.astype(acc))
     rows, cols = _pairs(num_f + 1)
     out_bo[:, :d] = mlp_bd
