@@ -78,6 +78,20 @@ def device_name(xp) -> str:
     return f"gpu {name.decode() if isinstance(name, bytes) else name} (CuPy)"
 
 
+_THREADED_POOLS = [0]  # open worker pools that drive several GPUs from this process's threads
+
+
+def threaded_devices_open(delta: int) -> None:
+    """Workers: a pool driving several local devices from threads opened (+1) or closed (-1)."""
+    _THREADED_POOLS[0] = max(0, _THREADED_POOLS[0] + delta)
+
+
+def drives_devices_from_threads() -> bool:
+    """True while this process drives several GPUs from threads (``vvgpu=[[0, 1, ...]]``): libraries
+    with per-process device state (nvmath's cuBLASLt plans) are not used then."""
+    return _THREADED_POOLS[0] > 0
+
+
 class DeferredRead:
     """A small device array copied to pinned host memory on the current stream, read later.
 

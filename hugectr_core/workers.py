@@ -39,6 +39,9 @@ class Workers:
         self.items: list = []
         self._pool = ThreadPoolExecutor(len(self.devices), thread_name_prefix="hugectr-worker") \
             if len(self.devices) > 1 else None
+        self._threaded_gpus = self._pool is not None and not backend.is_numpy(xp)
+        if self._threaded_gpus:
+            backend.threaded_devices_open(+1)
 
     def _device(self, index: int):
         if backend.is_numpy(self.xp):
@@ -77,6 +80,9 @@ class Workers:
         if self._pool is not None:
             self._pool.shutdown(wait=True)
             self._pool = None
+        if self._threaded_gpus:
+            backend.threaded_devices_open(-1)
+            self._threaded_gpus = False
 
 
 def _released(exc) -> bool:

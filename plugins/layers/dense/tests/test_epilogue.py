@@ -11,6 +11,19 @@ def test_without_nvmath_the_fused_path_declines(monkeypatch):
     assert epilogue.linear(None, None, None, True, None) is False  # the caller runs GEMM + bias_act_fwd
 
 
+def test_threaded_multi_gpu_processes_keep_the_two_pass_path(monkeypatch):
+    from hugectr_core import backend
+
+    monkeypatch.setattr(epilogue, "_nvmath", lambda: pytest.fail("nvmath must not be asked"))
+    backend.threaded_devices_open(+1)
+    try:
+        assert backend.drives_devices_from_threads()
+        assert epilogue.linear(None, None, None, True, None) is False
+    finally:
+        backend.threaded_devices_open(-1)
+    assert not backend.drives_devices_from_threads()
+
+
 def test_reference_linear_fwd_is_gemm_then_bias_act():
     rng = np.random.default_rng(1)
     x, w, b = rng.standard_normal((7, 5)), rng.standard_normal((5, 3)), rng.standard_normal((1, 3))
