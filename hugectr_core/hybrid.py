@@ -91,6 +91,7 @@ class HybridEmbedding(WrappedEmbedding):
         self.hot_keys = None   # sorted frequent keys (device), None before plan()
         self.hot_rows = None   # (n_frequent, vec) float32 replica
         self._saved = None
+        self._grouped = None   # this step's frequent gradient, already all-reduced with the dense one
 
     # -- storage ---------------------------------------------------------------------------------
     def allocate(self, xp, rng) -> None:
@@ -217,13 +218,30 @@ class HybridEmbedding(WrappedEmbedding):
         rare_grad = xp.concatenate([b.reshape(-1, vec) for b in back]) if w > 1 else back[0].reshape(-1, vec)
         if rare_grad.shape[0]:
             self.inner.backward(ctx, rare_grad.reshape(-1, 1, vec), lr)
-        self._frequent_update(grad, hot_at, hot_pos, lr / ctx.scaler)
+        total, self._grouped = self._grouped, None
+        if total is None:
+            total = self._frequent_gradient(grad, hot_at, hot_pos)
+            if total is not None:
+                self.comm.allreduce_sum(total)
+        if total is not None:  # the same SGD step on every replica
+            self.hot_rows -= (lr / ctx.scaler) * total
 
-    def _frequent_update(self, grad, hot_at, hot_pos, step: float) -> None:
-        """Sum the gradient per frequent category here, all-reduce it, apply the same SGD step everywhere."""
+    def grouped_gradient(self, ctx, top_grad_bse):
+        """This worker's frequent-category gradient, for the runtime to all-reduce together with the dense
+        gradients (``grouped_all_reduce``); backward then applies the reduced sum without a call of its
+        own. None when there is nothing to reduce."""
+        if self.frozen or self._saved is None:
+            return None
+        _, hot_at, hot_pos, _ = self._saved
+        grad = self.xp.ascontiguousarray(top_grad_bse, dtype=self.xp.float32).reshape(-1, self.config.embedding_vec_size)
+        self._grouped = self._frequent_gradient(grad, hot_at, hot_pos)
+        return self._grouped
+
+    def _frequent_gradient(self, grad, hot_at, hot_pos):
+        """The gradient summed per frequent category on this worker (None without frequent categories)."""
         xp = self.xp
         if self.hot_rows is None or self.hot_rows.size == 0:
-            return
+            return None
         total = xp.zeros_like(self.hot_rows)
         if hot_at.size:
             if is_numpy(xp):
@@ -232,8 +250,7 @@ class HybridEmbedding(WrappedEmbedding):
                 import cupyx  # noqa: PLC0415 - GPU only
 
                 cupyx.scatter_add(total, hot_pos, grad[hot_at])
-        self.comm.allreduce_sum(total)
-        self.hot_rows -= step * total
+        return total
 
     # -- checkpoints --------------------------------------------------------------------------------
     def dump(self) -> dict:

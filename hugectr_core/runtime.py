@@ -274,14 +274,31 @@ class Runtime:
             if out is not top:
                 top[...] = out
 
+    def _embedding_grad(self, net: Network, emb):
+        """The gradient of an embedding's output as it reads it (through its fp32 staging buffer, if any)."""
+        grad = net.grads[emb.config.top_name]
+        staged = self.staging.get(f"grad/{emb.name}")
+        if staged is None:
+            return grad
+        staged[...] = grad
+        return staged
+
     def _embedding_backward(self, net: Network, ctx, lr: float) -> None:
         for emb in self.embeddings:
-            grad = net.grads[emb.config.top_name]
-            staged = self.staging.get(f"grad/{emb.name}")
-            if staged is not None:
-                staged[...] = grad
-                grad = staged
-            emb.backward(ctx, grad, lr)
+            emb.backward(ctx, self._embedding_grad(net, emb), lr)
+
+    def _allreduce_gradients(self, net: Network, ctx) -> None:
+        """The one all-reduce of the flat dense gradient. With ``grouped_all_reduce`` the gradients an
+        embedding would all-reduce in its own backward (a hybrid embedding's frequent categories) travel
+        in the same call, as HugeCTR groups them."""
+        buffers = [self.dense.grads32]
+        if self.solver.grouped_all_reduce:
+            for emb in self.embeddings:
+                early = getattr(emb, "grouped_gradient", None)
+                part = early(ctx, self._embedding_grad(net, emb)) if early is not None else None
+                if part is not None:
+                    buffers.append(part)
+        self.comm.allreduce_sum_many(buffers)
 
     def train_step(self, batch, lr: float):
         """One iteration: forward, backward, dense update, embedding update. Returns the loss (device)."""
@@ -296,7 +313,7 @@ class Runtime:
         self.dense.gradients_fp32()
         loss = self._regularize(loss, ctx)
         if self.comm.size > 1:
-            self.comm.allreduce_sum(self.dense.grads32)  # the one all-reduce of the flat gradient buffer
+            self._allreduce_gradients(net, ctx)
             loss = self._mean_over_workers(loss, ctx)
         if not self.dense_frozen:
             self.dense.update(lr, self.step, ctx.scaler)

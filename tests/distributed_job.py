@@ -2,7 +2,7 @@
 
     python tests/distributed_job.py --model dcn|dlrm --embedding distributed|localized --data DIR
         --vvgpu '[[0],[0]]' --steps 12 --out result.json [--save PREFIX] [--load PREFIX] [--device cpu|gpu]
-        [--fail-rank R] [--sgd] [--hybrid NVLink_SingleNode|IB_NVLink]
+        [--fail-rank R] [--sgd] [--hybrid NVLink_SingleNode|IB_NVLink] [--grouped]
 
 Every rank writes ``out`` with ``.rank<R>`` appended: the loss of every step, the eval AUC and the
 predictions of the first evaluation batch. ``--fail-rank R`` makes rank R raise after two steps
@@ -60,6 +60,7 @@ def build(args, vvgpu, rank: int):
             2, -1, 0.01, 1.3e11, 1.9e11, 1.0, getattr(hugectr.CommunicationType, args.hybrid),
             hugectr.HybridEmbeddingType.Distributed)
         model.solver.num_iterations_statistics = 3
+    model.solver.grouped_all_reduce = bool(getattr(args, "grouped", False))
     if args.model_differs and rank == len(vvgpu) - 1:
         first = next(d for d in model.dense_layers if d.type_name in ("InnerProduct", "MLP"))
         if first.type_name == "MLP":
@@ -94,6 +95,7 @@ def main(argv=None) -> None:
     parser.add_argument("--sgd", action="store_true", help="SGD instead of the builder's Adam")
     parser.add_argument("--hybrid", choices=["NVLink_SingleNode", "IB_NVLink", "IB_NVLink_Hier"],
                         help="hybrid embedding with this communication type (and SGD)")
+    parser.add_argument("--grouped", action="store_true", help="CreateSolver(grouped_all_reduce=True)")
     args = parser.parse_args(argv)
     rank = host_rank()
     generate(args.model, args.data)

@@ -319,6 +319,35 @@ def test_hybrid_embedding_trains_like_one_device(data, tmp_path, model, rule):
         assert_same_training(plain, hybrid)
 
 
+def test_grouped_all_reduce_sends_the_frequent_gradients_with_the_dense_ones(data, tmp_path, monkeypatch):
+    """grouped_all_reduce=True: one all-reduce per step carries the dense gradients and the hybrid
+    embedding's frequent-category gradients; the training is the same as ungrouped and as one device."""
+    calls = {"single": 0, "grouped": 0}
+    single, grouped = Comm.allreduce_sum, Comm.allreduce_sum_many
+
+    def count_single(self, x):
+        calls["single"] += self.rank == 0
+        return single(self, x)
+
+    def count_grouped(self, buffers):
+        calls["grouped"] += self.rank == 0 and len(buffers) > 1
+        return grouped(self, buffers)
+
+    monkeypatch.setattr(Comm, "allreduce_sum", count_single)
+    monkeypatch.setattr(Comm, "allreduce_sum_many", count_grouped)
+    plain = run_in_process(data, tmp_path, "dlrm", "distributed", 1, "--sgd")
+    ungrouped = run_in_process(data, tmp_path, "dlrm", "distributed", 2, "--hybrid", "NVLink_SingleNode")
+    separate = dict(calls)
+    calls.update(single=0, grouped=0)
+    together = run_in_process(data, tmp_path, "dlrm", "distributed", 2, "--hybrid", "NVLink_SingleNode", "--grouped")
+    steps = len(together["losses"])
+    assert together["frequent_categories"] > 0 and separate["grouped"] == 0
+    assert calls["grouped"] == steps  # one grouped call per step ...
+    assert calls["single"] == separate["single"] - steps  # ... instead of the embedding's own all-reduce
+    assert_same_training(plain, together)
+    assert_same_training(ungrouped, together)
+
+
 def test_hybrid_embedding_under_mpiexec_and_its_checkpoint(data, tmp_path):
     base = run_in_process(data, tmp_path, "dlrm", "distributed", 1, "--sgd")
     saved = str(tmp_path / "hybrid2")
