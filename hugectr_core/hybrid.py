@@ -164,37 +164,40 @@ class HybridEmbedding(WrappedEmbedding):
                             f"batch has {int(offsets[-1])} keys for {global_rows} samples x {slots} slots")
         keys_g = keys[:global_rows * slots].reshape(w, local * slots)
         hot, pos = self._is_frequent(keys_g)       # (W, local*slots): per worker block
-        owner = keys_g.astype(xp.int64) % w
-        rare = ~hot
-        self._check_infrequent(rare)
+        # the class of every lookup: its owner (key % W) when infrequent, W when frequent. A stable sort of
+        # each block by class lists, class after class and in row-major order within one, what every owner
+        # serves; the class sizes come back to the host in ONE read (the only sync of this forward)
+        cls = xp.where(hot, w, keys_g.astype(xp.int64) % w)
+        order = xp.argsort(cls, axis=1, kind="stable") if is_numpy(xp) else xp.argsort(cls, axis=1)
+        block_of = xp.arange(w, dtype=xp.int64)[:, None] * (w + 1)
+        sizes = np.asarray(to_host(xp.bincount((block_of + cls).ravel(), minlength=w * (w + 1))), np.int64)
+        sizes = sizes.reshape(w, w + 1)            # sizes[d, o]: lookups of block d owned by o (o = W: frequent)
+        starts = np.concatenate([np.zeros((w, 1), np.int64), np.cumsum(sizes, axis=1)], axis=1)
+        self._check_infrequent(int(sizes[:, :w].sum()), global_rows)
         # what I own for every worker's block, in row-major order, concatenated by destination
-        wanted = [xp.flatnonzero(rare[d] & (owner[d] == rank)) for d in range(w)]
+        wanted = [order[d][starts[d, rank]:starts[d, rank + 1]] for d in range(w)]
         my_keys = xp.concatenate([keys_g[d][wanted[d]] for d in range(w)])
         vectors = self._rare_lookup(ctx, my_keys)
-        counts = [int(i.size) for i in wanted]
+        counts = [int(n) for n in sizes[:, rank]]
         sent = xp.split(vectors, np.cumsum(counts)[:-1].tolist()) if w > 1 else [vectors]
-        mine_rare = [xp.flatnonzero(rare[rank] & (owner[rank] == o)) for o in range(w)]
+        mine_rare = [order[rank][starts[rank, o]:starts[rank, o + 1]] for o in range(w)]
         # every worker knows every key, so what arrives from each owner is known here: no shape exchange
         received = self.comm.alltoall([xp.ascontiguousarray(s) for s in sent],
-                                      [(int(m.size), vec) for m in mine_rare])
+                                      [(int(sizes[rank, o]), vec) for o in range(w)])
         flat = xp.zeros((local * slots, vec), xp.float32)
         for o in range(w):
             flat[mine_rare[o]] = received[o].reshape(-1, vec)
-        hot_at = xp.flatnonzero(hot[rank])
+        hot_at = order[rank][starts[rank, w]:]
         if hot_at.size:
             flat[hot_at] = self.hot_rows[pos[rank][hot_at]]
         out_bse[...] = flat.reshape(local, slots, vec)
         if ctx.training:
             self._saved = (mine_rare, hot_at, pos[rank][hot_at], counts)
 
-    def _check_infrequent(self, rare) -> None:
+    def _check_infrequent(self, found: int, rows: int) -> None:
         """At most ``max_num_infrequent_samples`` x global batch infrequent lookups per batch (-1: no limit)."""
         limit = int(self.param.max_num_infrequent_samples)
-        if limit < 0:
-            return
-        rows = rare.size // max(self.config.slot_num, 1)
-        found = int(to_host(rare.sum()))
-        if found > limit * rows:
+        if limit >= 0 and found > limit * rows:
             raise DataError(f"{self.where}: {found} infrequent lookups in a global batch of {rows} exceed "
                             f"max_num_infrequent_samples={limit} x {rows}; raise it (or -1 for no limit)")
 
