@@ -35,7 +35,7 @@ from .errors import BackendError
 class WrappedEmbedding(Embedding):
     """An embedding that runs another one, ``inner``, on this worker's share of the work (the sharded,
     hybrid and Embedding Collection wrappers): freezing, allocation and memory go to ``inner``;
-    ``scratch`` keeps one reusable float32 buffer per purpose."""
+    ``scratch`` keeps one reusable buffer per purpose."""
 
     inner = None  # set by the subclass (Embedding.__init__ sets ``frozen`` before it exists)
     xp = None
@@ -56,12 +56,12 @@ class WrappedEmbedding(Embedding):
     def memory_bytes(self) -> dict:
         return self.inner.memory_bytes()
 
-    def scratch(self, purpose: str, shape):
-        """A float32 buffer of ``shape`` kept for ``purpose`` (no allocation while the shape stays)."""
+    def scratch(self, purpose: str, shape, dtype=np.float32):
+        """A buffer of ``shape`` kept for ``purpose`` (no allocation while shape and dtype stay)."""
         buffers = self.__dict__.setdefault("_scratch", {})
         buf = buffers.get(purpose)
-        if buf is None or buf.shape != tuple(shape):
-            buf = buffers[purpose] = self.xp.empty(tuple(shape), self.xp.float32)
+        if buf is None or buf.shape != tuple(shape) or buf.dtype != np.dtype(dtype):
+            buf = buffers[purpose] = self.xp.empty(tuple(shape), dtype)
         return buf
 
     def key_dtype(self):
@@ -87,6 +87,10 @@ class ShardedEmbedding(WrappedEmbedding):
             else list(range(config.slot_num))
         self.inner = cls(self._shard_config(config), optimizer)
         self._scale = None
+        # Mixed precision, slots by owner and "sum": each slot is summed whole by its owner and rounded to
+        # fp16 once, so exchanging fp16 is bit-identical to one device and halves the all-to-all bytes (the
+        # runtime then plans no fp32 staging). "mean" scales after the exchange: it keeps fp32.
+        self.fp16_io = self.kind == "slot" and config.combiner == "sum" and bool(getattr(cls, "fp16_io", False))
 
     @staticmethod
     def kind_of(cls) -> str:
@@ -123,10 +127,11 @@ class ShardedEmbedding(WrappedEmbedding):
         else:
             sub_offsets, sub_keys = _select_slots(xp, offsets, keys, global_rows, slots, self.owned_slots)
         mode = "train" if ctx.training else "eval"
-        part = self.scratch(mode, (global_rows, len(self.owned_slots), vec))
+        dtype = out_bse.dtype if self.fp16_io and out_bse.dtype == np.float16 else np.float32
+        part = self.scratch(mode, (global_rows, len(self.owned_slots), vec), dtype)
         self.inner.forward(ctx, sub_offsets, sub_keys, part)
-        result = out_bse if out_bse.dtype == np.float32 and out_bse.flags.c_contiguous \
-            else xp.empty(out_bse.shape, xp.float32)
+        result = out_bse if out_bse.dtype == dtype and out_bse.flags.c_contiguous \
+            else xp.empty(out_bse.shape, dtype)
         if self.kind == "key":
             self.comm.reduce_scatter_sum(part, result)
         else:
@@ -162,7 +167,8 @@ class ShardedEmbedding(WrappedEmbedding):
         if self.frozen:
             return
         xp, w = self.xp, self.comm.size
-        grad = xp.ascontiguousarray(top_grad_bse, dtype=xp.float32)
+        half = self.fp16_io and top_grad_bse.dtype == np.float16  # exchanged as it is: exact either way
+        grad = xp.ascontiguousarray(top_grad_bse, dtype=top_grad_bse.dtype if half else xp.float32)
         if self._scale is not None:
             grad = grad * self._scale
         if self.kind == "key":

@@ -393,3 +393,59 @@ def test_gpu_hybrid_embedding_trains_like_one_gpu(data, tmp_path):
                                 "--device", "gpu")
         assert hybrid["frequent_categories"] > 0
         assert_same_training(plain, hybrid)
+
+
+# -- mixed precision: localized shards exchange fp16 --------------------------------------------------
+@pytest.mark.parametrize("workers", [2, 4])
+def test_localized_shards_exchange_fp16_bit_for_bit_under_mixed_precision(workers):
+    """Sum-combined slots are summed whole by their owner and rounded to fp16 once, so the fp16 all-to-all
+    (half the bytes, no fp32 staging) gives the one-device lookup and table bit for bit."""
+    from hugectr_core.contracts import EmbeddingConfig, StepContext
+    from hugectr_core.params import CreateOptimizer
+    from hugectr_core.plugins import registry
+    from hugectr_core.sharding import ShardedEmbedding
+
+    cls = registry("embeddings").load("LocalizedSlotSparseEmbeddingHash")
+    slots, vec, local = 5, 8, 4
+    batch = local * workers
+
+    def config(combiner):
+        return EmbeddingConfig(type_name="LocalizedSlotSparseEmbeddingHash", name="e", bottom_name="data",
+                               embedding_vec_size=vec, combiner=combiner, workspace_size_per_gpu_in_mb=1,
+                               slot_num=slots, max_nnz_per_slot=(2,) * slots)
+
+    def sgd():
+        return registry("optimizers").load("SGD")(CreateOptimizer(optimizer_type="SGD"))
+
+    rng = np.random.default_rng(workers)
+    per_segment = rng.integers(1, 3, batch * slots)
+    offsets = np.concatenate([[0], np.cumsum(per_segment)]).astype(np.int64)
+    slot_of = np.repeat(np.tile(np.arange(slots), batch), per_segment)
+    keys = (slot_of * 100 + rng.integers(0, 30, offsets[-1])).astype(np.uint32)  # keys unique to their slot
+    grad = rng.normal(size=(batch, slots, vec)).astype(np.float16)
+    ctx = StepContext(np, training=True, step=1, scaler=1.0)
+
+    single = cls(config("sum"), sgd())
+    single.allocate(np, np.random.default_rng(0))
+    want = np.empty((batch, slots, vec), np.float16)
+    single.forward(ctx, offsets, keys, want)
+    single.backward(ctx, grad, lr=0.1)
+
+    def work(comm):
+        emb = ShardedEmbedding(cls, config("sum"), sgd(), comm)
+        emb.allocate(np, np.random.default_rng(0))
+        out = np.empty((local, slots, vec), np.float16)
+        emb.forward(ctx, offsets, keys, out)
+        emb.backward(ctx, grad[comm.rank * local:(comm.rank + 1) * local], lr=0.1)
+        return emb.fp16_io, out, emb.dump()
+
+    results, errors = on_threads(workers, work)
+    assert not errors, errors
+    assert all(r[0] for r in results)
+    np.testing.assert_array_equal(np.concatenate([r[1] for r in results]), want)
+    by_key = single.dump()
+    order = np.argsort(by_key["key"])
+    for _, _, dump in results:
+        np.testing.assert_array_equal(dump["key"], by_key["key"][order])
+        np.testing.assert_array_equal(dump["emb_vector"], by_key["emb_vector"][order])
+    assert not ShardedEmbedding(cls, config("mean"), sgd(), Comm(HostGroup(1), 0)).fp16_io  # scaled after: fp32
