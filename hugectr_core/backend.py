@@ -119,3 +119,44 @@ class DeferredRead:
             self._event.synchronize()
             self._event = None
         return self._host
+
+
+class PinnedUploads:
+    """Host arrays to the device without a host sync: through a pinned staging buffer and an asynchronous
+    copy on the current stream. A copy from pageable memory waits for every kernel queued before it, so
+    with it the host could never run ahead of the GPU (the reader's batches arrive that way).
+
+    Two buffers per name take turns; before a buffer is refilled, the copy that last read it is waited
+    for (queued a whole load earlier: done long ago). On NumPy a plain copy.
+    """
+
+    def __init__(self, xp):
+        self.xp = xp
+        self._rings: dict = {}  # name -> [turn, [pinned memory, capacity, event] x 2]
+
+    def to_device(self, name: str, host, out=None):
+        """``host``'s contents on the device, in ``out`` (C-contiguous, same shape and dtype) if given."""
+        host = np.ascontiguousarray(host)
+        if is_numpy(self.xp):
+            if out is None:
+                return host.copy()
+            out[...] = host
+            return out
+        xp = self.xp
+        if out is None:
+            out = xp.empty(host.shape, host.dtype)
+        if host.nbytes == 0:
+            return out
+        ring = self._rings.setdefault(name, [0, [None, 0, None], [None, 0, None]])
+        ring[0] ^= 1
+        slot = ring[1 + ring[0]]
+        if slot[2] is not None:
+            slot[2].synchronize()  # the copy that last read this buffer
+        if slot[1] < host.nbytes:
+            slot[0], slot[1] = xp.cuda.alloc_pinned_memory(host.nbytes), host.nbytes
+        staged = np.ndarray(host.shape, dtype=host.dtype, buffer=slot[0])
+        np.copyto(staged, host)
+        out.set(staged, stream=xp.cuda.get_current_stream())
+        slot[2] = xp.cuda.Event(disable_timing=True)
+        slot[2].record()
+        return out

@@ -44,6 +44,7 @@ class Runtime:
         self.comm = comm or Comm(HostGroup(1), 0)
         self._check_supported(solver)
         self.xp = backend.resolve(solver.device)
+        self.uploads = backend.PinnedUploads(self.xp)  # the batch inputs, without a host sync on a GPU
         self.device_count = self.comm.size
         if self.device_count != solver.device_count:
             raise ConfigError(f"vvgpu={solver.vvgpu} names {solver.device_count} devices but the job has "
@@ -245,25 +246,40 @@ class Runtime:
     def _load_batch(self, net: Network, batch, size: int) -> None:
         """Copy this worker's rows of a global host batch into the network's input tensors (rows past
         ``batch.size`` are zero); the embeddings get the keys of the whole global batch."""
-        xp, inp = self.xp, self.input_layer
+        inp = self.input_layer
         first = self.comm.rank * size
         rows = slice(first, first + size)
         valid = min(max(batch.size - first, 0), size)
         start = 0
         for name, dim in zip(inp.label_names, inp.label_dims):
-            _copy_rows(xp, net.tensors[name], batch.label[rows, start:start + dim], valid)
+            self._copy_rows(net.tensors[name], batch.label[rows, start:start + dim], valid, name)
             start += dim
         if inp.dense_dim:
-            _copy_rows(xp, net.tensors[inp.dense_name], batch.dense[rows], valid)
+            self._copy_rows(net.tensors[inp.dense_name], batch.dense[rows], valid, inp.dense_name)
         self._csr = {}
         for emb in self.embeddings:
             bottoms = emb.config.extra.get("bottom_names", [emb.config.bottom_name])
             slots = 1 if "bottom_names" in emb.config.extra else emb.config.slot_num
-            csr = {b: _padded_csr(xp, batch.sparse[b], size * self.comm.size, slots) for b in bottoms}
+            csr = {b: self._padded_csr(batch.sparse[b], size * self.comm.size, slots, b) for b in bottoms}
             if len(bottoms) == 1:
                 self._csr[emb.name] = csr[bottoms[0]]
             else:  # a fused Embedding Collection lookup reads several inputs
                 self._csr[emb.name] = ({b: c[0] for b, c in csr.items()}, {b: c[1] for b, c in csr.items()})
+
+    def _padded_csr(self, sparse_batch, batch_size: int, slots: int, name: str):
+        """(host row_offsets, device keys); a short last batch gets empty slots for its padded samples.
+        Row offsets stay on the host: embeddings read their last entry without a device sync."""
+        offsets = np.asarray(sparse_batch.row_offsets, dtype=np.int64)
+        pad = batch_size * slots + 1 - offsets.size
+        if pad > 0:
+            offsets = np.concatenate([offsets, np.full(pad, offsets[-1], dtype=np.int64)])
+        return offsets, self.uploads.to_device(f"keys/{name}", sparse_batch.keys)
+
+    def _copy_rows(self, dst, src, size: int, name: str) -> None:
+        """The first ``size`` rows of ``dst`` from the host rows ``src`` (asynchronously on a GPU); the rest 0."""
+        self.uploads.to_device(name, np.asarray(src[:size], dtype=dst.dtype), out=dst[:size])
+        if size < dst.shape[0]:
+            dst[size:] = 0
 
     def _embed(self, net: Network, ctx) -> None:
         for emb in self.embeddings:
@@ -384,22 +400,6 @@ def _set_tf32(xp, enabled: bool) -> None:
     from cupy._core import _routines_linalg as linalg  # noqa: PLC0415 - GPU only
 
     linalg.set_compute_type(xp.float32, linalg.COMPUTE_TYPE_TF32 if enabled else linalg.COMPUTE_TYPE_DEFAULT)
-
-
-def _padded_csr(xp, sparse_batch, batch_size: int, slots: int):
-    """(host row_offsets, device keys); a short last batch gets empty slots for its padded samples.
-    Row offsets stay on the host: embeddings read their last entry without a device sync."""
-    offsets = np.asarray(sparse_batch.row_offsets, dtype=np.int64)
-    pad = batch_size * slots + 1 - offsets.size
-    if pad > 0:
-        offsets = np.concatenate([offsets, np.full(pad, offsets[-1], dtype=np.int64)])
-    return offsets, xp.asarray(sparse_batch.keys)
-
-
-def _copy_rows(xp, dst, src: np.ndarray, size: int) -> None:
-    dst[:size] = xp.asarray(np.asarray(src, dtype=dst.dtype))
-    if size < dst.shape[0]:
-        dst[size:] = 0
 
 
 __all__ = ["Runtime", "type_string"]

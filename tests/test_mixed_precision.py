@@ -42,3 +42,27 @@ def test_fp16_io_embedding_trains_exactly_like_the_staged_one(device, monkeypatc
     np.testing.assert_array_equal(losses, staged_losses)
     for got, want in zip(table, staged_table):
         np.testing.assert_array_equal(got, want)
+
+
+# -- batch inputs through pinned staging buffers ---------------------------------------------------------
+@pytest.mark.parametrize("device", ["cpu", pytest.param("gpu", marks=pytest.mark.gpu)])
+def test_pinned_uploads_keep_every_batch_intact(device):
+    """Two staging buffers per input take turns: three batches in a row each arrive whole, into a given
+    output or a new array, whatever the shapes."""
+    from hugectr_core.backend import PinnedUploads, resolve, to_host
+
+    xp = resolve(device)
+    uploads = PinnedUploads(xp)
+    rng = np.random.default_rng(3)
+    outs = [xp.zeros((5, 3), xp.float32) for _ in range(3)]
+    hosts = [rng.standard_normal((5, 3)).astype(np.float32) for _ in range(3)]
+    got = [uploads.to_device("dense", h, out=o) for h, o in zip(hosts, outs)]
+    keys = [rng.integers(0, 99, n).astype(np.uint32) for n in (7, 3, 11)]
+    sent = [uploads.to_device("keys", k) for k in keys]
+    for h, o, g in zip(hosts, outs, got):
+        assert g is o
+        np.testing.assert_array_equal(to_host(o), h)
+    for k, s in zip(keys, sent):
+        assert s.dtype == np.uint32
+        np.testing.assert_array_equal(to_host(s), k)
+    assert uploads.to_device("empty", np.zeros((0, 4), np.float32)).shape == (0, 4)
