@@ -1,5 +1,6 @@
 """S3 against a local moto server (contract operations, Parquet/RawAsync/Norm read through S3), HDFS/GCS
 path handling and errors, Other over fsspec's memory filesystem, and the core's filesystem_for helpers."""
+import contextlib
 import os
 import socket
 import sys
@@ -22,6 +23,15 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def refused_port():
+    """A port bound for the whole test but never listening: connections are refused at once, and no other
+    process can take the port in between (with a port merely found free, one CI run waited 50 s)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        yield s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -215,8 +225,14 @@ def test_raw_async_and_norm_on_s3(s3, tmp_path):
     assert_same_batches(remote, local)
 
 
-def test_unreachable_s3_endpoint_fails_fast_and_names_it(monkeypatch):
-    endpoint = f"http://127.0.0.1:{free_port()}"   # nothing listens there
+@pytest.fixture
+def refused_endpoint():
+    with refused_port() as port:
+        yield f"http://127.0.0.1:{port}"   # nothing listens there
+
+
+def test_unreachable_s3_endpoint_fails_fast_and_names_it(monkeypatch, refused_endpoint):
+    endpoint = refused_endpoint
     monkeypatch.setenv("HUGECTR_S3_ENDPOINT", endpoint)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
@@ -228,10 +244,10 @@ def test_unreachable_s3_endpoint_fails_fast_and_names_it(monkeypatch):
     assert SECRET not in str(err.value) and SECRET not in repr(fs)
 
 
-def test_parquet_reader_on_unreachable_s3_names_the_endpoint(monkeypatch):
+def test_parquet_reader_on_unreachable_s3_names_the_endpoint(monkeypatch, refused_endpoint):
     from hugectr_reader_parquet import Parquet
 
-    endpoint = f"http://127.0.0.1:{free_port()}"
+    endpoint = refused_endpoint
     monkeypatch.setenv("HUGECTR_S3_ENDPOINT", endpoint)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
@@ -257,12 +273,12 @@ def test_hdfs_without_pyarrow_says_what_to_install(monkeypatch):
 
 def test_hdfs_unreachable_is_a_clear_error_in_bounded_time():
     pytest.importorskip("pyarrow")
-    port = free_port()
-    fs = filesystem_for_path(f"hdfs://127.0.0.1:{port}/data/list.txt")
-    start = time.monotonic()
-    with pytest.raises(RemoteFileSystemError, match=rf"HDFS \(127\.0\.0\.1:{port}\)"):
-        fs.exists(f"hdfs://127.0.0.1:{port}/data/list.txt")
-    assert time.monotonic() - start < 30
+    with refused_port() as port:
+        fs = filesystem_for_path(f"hdfs://127.0.0.1:{port}/data/list.txt")
+        start = time.monotonic()
+        with pytest.raises(RemoteFileSystemError, match=rf"HDFS \(127\.0\.0\.1:{port}\)"):
+            fs.exists(f"hdfs://127.0.0.1:{port}/data/list.txt")
+        assert time.monotonic() - start < 30
 
 
 # ----- Other: any fsspec URL ---------------------------------------------------------------------
