@@ -237,6 +237,18 @@ class NcclComm(Comm):
     def __init__(self, group: HostGroup, rank: int, nccl_comm):
         super().__init__(group, rank)
         self.nccl = nccl_comm
+        self.aborted = False
+
+    def abort_device_collectives(self) -> None:
+        """ncclCommAbort: pending collectives of this communicator end (with an error) instead of waiting
+        for a worker that failed; the communicator is unusable afterwards."""
+        if self.aborted:
+            return
+        self.aborted = True
+        try:
+            self.nccl.abort()
+        except Exception:  # noqa: BLE001 - best effort inside another error: that error is the one to report
+            pass
 
     @staticmethod
     def _types(x):

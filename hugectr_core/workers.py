@@ -54,7 +54,18 @@ class Workers:
                 return fn(arg)
         except BaseException as exc:
             self.group.abort(f"worker {index} (device {self.devices[index]}) failed: {exc}")
+            if self._pool is not None:
+                self._abort_device_collectives()
             raise
+
+    def _abort_device_collectives(self) -> None:
+        """The other workers may wait on their GPU for this one inside a device collective (NCCL), where no
+        host barrier reaches them: abort their communicators so they fail instead of hanging. The model
+        cannot train on after that (rebuild it); host collectives are released by the group alone."""
+        for item in self.items:
+            abort = getattr(getattr(item, "comm", item), "abort_device_collectives", None)
+            if abort is not None:
+                abort()
 
     def _map(self, fn, args) -> list:
         if self._pool is None:

@@ -449,3 +449,31 @@ def test_localized_shards_exchange_fp16_bit_for_bit_under_mixed_precision(worker
         np.testing.assert_array_equal(dump["key"], by_key["key"][order])
         np.testing.assert_array_equal(dump["emb_vector"], by_key["emb_vector"][order])
     assert not ShardedEmbedding(cls, config("mean"), sgd(), Comm(HostGroup(1), 0)).fp16_io  # scaled after: fp32
+
+
+def test_a_failing_worker_aborts_the_device_collectives_of_the_others():
+    """On GPUs driven from threads the others may wait inside an NCCL collective, out of the host barrier's
+    reach: a failure aborts every local device communicator (once), so they fail instead of hanging."""
+    from hugectr_core.workers import Workers
+
+    class DeviceComm(Comm):
+        def __init__(self, group, rank):
+            super().__init__(group, rank)
+            self.aborts = 0
+
+        def abort_device_collectives(self):
+            self.aborts += 1
+
+    group = HostGroup(2)
+    pool = Workers([0, 1], np, group)
+    pool.start(lambda i: DeviceComm(group, i))
+
+    def failing(comm):
+        if comm.rank == 1:
+            raise ValueError("worker 1 dies")
+        comm.barrier()
+
+    with pytest.raises(ValueError, match="worker 1 dies"):
+        pool.run(failing)
+    assert all(comm.aborts >= 1 for comm in pool.items)
+    pool.close()
