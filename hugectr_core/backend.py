@@ -127,7 +127,7 @@ class PinnedUploads:
     with it the host could never run ahead of the GPU (the reader's batches arrive that way).
 
     Two buffers per name take turns; before a buffer is refilled, the copy that last read it is waited
-    for (queued a whole load earlier: done long ago). On NumPy a plain copy.
+    for (queued a whole load earlier: done long ago). On NumPy the host array itself (or a copy into ``out``).
     """
 
     def __init__(self, xp):
@@ -137,9 +137,9 @@ class PinnedUploads:
     def to_device(self, name: str, host, out=None):
         """``host``'s contents on the device, in ``out`` (C-contiguous, same shape and dtype) if given."""
         host = np.ascontiguousarray(host)
-        if is_numpy(self.xp):
+        if is_numpy(self.xp):  # host memory already: no copy unless asked into ``out``
             if out is None:
-                return host.copy()
+                return host
             out[...] = host
             return out
         xp = self.xp

@@ -103,12 +103,18 @@ def _scalars(dtype, beta: float):
     return np.array(1, dtype=scalar), np.array(beta, dtype=scalar)
 
 
-def _empty_sum(out, beta: float) -> None:
-    """k == 0: cuBLAS may leave C untouched, so write beta·C ourselves."""
-    if beta:
-        out *= beta
-    else:
-        out.fill(0)
+def _nothing_to_multiply(out, args: dict, beta: float) -> bool:
+    """True when no GEMM is needed: an empty output or batch, or k == 0, where cuBLAS may leave C
+    untouched, so beta·C is written here."""
+    if out.size == 0 or args.get("batch", 1) == 0:
+        return True
+    if args["k"] == 0:
+        if beta:
+            out *= beta
+        else:
+            out.fill(0)
+        return True
+    return False
 
 
 def gemm(a, b, out, trans_a=False, trans_b=False, beta=0.0, allow_tf32=True):
@@ -117,10 +123,7 @@ def gemm(a, b, out, trans_a=False, trans_b=False, beta=0.0, allow_tf32=True):
 
     dtype = _prepare(a, b, out)
     args = gemm_args(a.shape, b.shape, out.shape, trans_a, trans_b)
-    if out.size == 0:
-        return out
-    if args["k"] == 0:
-        _empty_sum(out, beta)
+    if _nothing_to_multiply(out, args, beta):
         return out
     one, scale = _scalars(dtype, beta)
     kind = CUDA_DATA_TYPE[dtype]
@@ -137,10 +140,7 @@ def gemm_strided_batched(a, b, out, trans_b=False, beta=0.0, allow_tf32=True):
 
     dtype = _prepare(a, b, out)
     args = gemm_strided_batched_args(a.shape, b.shape, out.shape, trans_b)
-    if args["batch"] == 0 or out.size == 0:
-        return out
-    if args["k"] == 0:
-        _empty_sum(out, beta)
+    if _nothing_to_multiply(out, args, beta):
         return out
     one, scale = _scalars(dtype, beta)
     kind = CUDA_DATA_TYPE[dtype]

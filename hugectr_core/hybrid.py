@@ -236,7 +236,8 @@ class HybridEmbedding(WrappedEmbedding):
         if self.frozen or self._saved is None:
             return None
         _, hot_at, hot_pos, _ = self._saved
-        grad = self.xp.ascontiguousarray(top_grad_bse, dtype=self.xp.float32).reshape(-1, self.config.embedding_vec_size)
+        # any dtype (the fp16 tensor itself under mixed precision): only the frequent rows are widened
+        grad = top_grad_bse.reshape(-1, self.config.embedding_vec_size)
         self._grouped = self._frequent_gradient(grad, hot_at, hot_pos)
         return self._grouped
 
@@ -247,12 +248,13 @@ class HybridEmbedding(WrappedEmbedding):
             return None
         total = xp.zeros_like(self.hot_rows)
         if hot_at.size:
+            rows = grad[hot_at].astype(xp.float32, copy=False)
             if is_numpy(xp):
-                np.add.at(total, hot_pos, grad[hot_at])
+                np.add.at(total, hot_pos, rows)
             else:
                 import cupyx  # noqa: PLC0415 - GPU only
 
-                cupyx.scatter_add(total, hot_pos, grad[hot_at])
+                cupyx.scatter_add(total, hot_pos, rows)
         return total
 
     # -- checkpoints --------------------------------------------------------------------------------

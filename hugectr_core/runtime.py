@@ -310,8 +310,8 @@ class Runtime:
         buffers = [self.dense.grads32]
         if self.solver.grouped_all_reduce:
             for emb in self.embeddings:
-                early = getattr(emb, "grouped_gradient", None)
-                part = early(ctx, self._embedding_grad(net, emb)) if early is not None else None
+                early = getattr(emb, "grouped_gradient", None)  # reads the tensor in any dtype: no staging copy
+                part = early(ctx, net.grads[emb.config.top_name]) if early is not None else None
                 if part is not None:
                     buffers.append(part)
         self.comm.allreduce_sum_many(buffers)

@@ -63,3 +63,14 @@ def test_compute_type_follows_the_dtype():
     assert cublas.compute_type(np.float32, allow_tf32=False) == cublas.CUBLAS_COMPUTE_32F
     # without CuPy (or with CuPy at its default) float32 sums are exact fp32
     assert cublas.compute_type(np.float32) in (cublas.CUBLAS_COMPUTE_32F, cublas.CUBLAS_COMPUTE_32F_FAST_TF32)
+
+
+@pytest.mark.parametrize("beta", [0.0, 2.0])
+def test_empty_products_need_no_gemm_and_keep_beta_c(beta):
+    """k == 0: out = beta·out written here (cuBLAS may leave C untouched); empty outputs or batches: nothing."""
+    out = np.full((2, 3), 1.5)
+    assert cublas._nothing_to_multiply(out, cublas.gemm_args((2, 0), (0, 3), (2, 3)), beta)
+    np.testing.assert_array_equal(out, np.full((2, 3), 1.5 * beta))
+    assert cublas._nothing_to_multiply(np.empty((0, 3)), cublas.gemm_args((0, 4), (4, 3), (0, 3)), beta)
+    assert cublas._nothing_to_multiply(np.empty((0, 2, 3)), {"batch": 0, "k": 4}, beta)
+    assert not cublas._nothing_to_multiply(out, cublas.gemm_args((2, 4), (4, 3), (2, 3)), beta)

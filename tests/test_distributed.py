@@ -281,23 +281,34 @@ def test_epoch_mode_short_last_batch_matches_one_device(data, tmp_path):
         assert abs(other_auc - auc) < 5e-4
 
 
-def test_workers_recover_after_an_error_the_user_caught():
-    """One worker raises inside a step: the error reaches the caller, the others are released at once, and
-    the next call meets in collectives normally."""
+def two_workers(comm_cls):
+    """A pool of two worker threads on the NumPy backend, each holding a ``comm_cls`` of one host group."""
     from hugectr_core.workers import Workers
 
     group = HostGroup(2)
     pool = Workers([0, 1], np, group)
-    pool.start(lambda i: Comm(group, i))
+    pool.start(lambda i: comm_cls(group, i))
+    return pool
 
+
+def fail_on_worker_1(pool, message: str) -> None:
+    """Worker 1 raises ``message`` while worker 0 waits in a collective; the error reaches the caller."""
     def failing(comm):
         if comm.rank == 1:
-            raise ValueError("bad batch on worker 1")
+            raise ValueError(message)
         comm.barrier()
 
-    start = time.monotonic()
-    with pytest.raises(ValueError, match="bad batch"):
+    with pytest.raises(ValueError, match=message):
         pool.run(failing)
+
+
+def test_workers_recover_after_an_error_the_user_caught():
+    """One worker raises inside a step: the error reaches the caller, the others are released at once, and
+    the next call meets in collectives normally."""
+
+    pool = two_workers(Comm)
+    start = time.monotonic()
+    fail_on_worker_1(pool, "bad batch on worker 1")
     assert time.monotonic() - start < 10
     assert pool.run(lambda comm: comm.allgather(np.array([comm.rank])).tolist()) == [[0, 1], [0, 1]]
     pool.close()
@@ -453,8 +464,7 @@ def test_localized_shards_exchange_fp16_bit_for_bit_under_mixed_precision(worker
 
 def test_a_failing_worker_aborts_the_device_collectives_of_the_others():
     """On GPUs driven from threads the others may wait inside an NCCL collective, out of the host barrier's
-    reach: a failure aborts every local device communicator (once), so they fail instead of hanging."""
-    from hugectr_core.workers import Workers
+    reach: a failure aborts every local device communicator, so they fail instead of hanging."""
 
     class DeviceComm(Comm):
         def __init__(self, group, rank):
@@ -464,16 +474,7 @@ def test_a_failing_worker_aborts_the_device_collectives_of_the_others():
         def abort_device_collectives(self):
             self.aborts += 1
 
-    group = HostGroup(2)
-    pool = Workers([0, 1], np, group)
-    pool.start(lambda i: DeviceComm(group, i))
-
-    def failing(comm):
-        if comm.rank == 1:
-            raise ValueError("worker 1 dies")
-        comm.barrier()
-
-    with pytest.raises(ValueError, match="worker 1 dies"):
-        pool.run(failing)
-    assert all(comm.aborts >= 1 for comm in pool.items)
+    pool = two_workers(DeviceComm)
+    fail_on_worker_1(pool, "worker 1 dies")
+    assert all(comm.aborts >= 1 for comm in pool.items)  # NcclComm itself aborts only the first time
     pool.close()

@@ -8,6 +8,6 @@
   the same inputs and compare.
 """
 from .layer_checks import check_layer_gradients, init_params, make_layer, ordered_specs, run_layer
-from .twins import assert_twins, to_xp
+from .twins import assert_twins, column_sum_tolerance, to_xp
 
-__all__ = ["assert_twins", "check_layer_gradients", "init_params", "make_layer", "ordered_specs", "run_layer", "to_xp"]
+__all__ = ["assert_twins", "check_layer_gradients", "column_sum_tolerance", "init_params", "make_layer", "ordered_specs", "run_layer", "to_xp"]

@@ -590,13 +590,7 @@ def test_gpu_segmented_reduce_twin(gpu_xp, vec):
     from hugectr_core.testing import assert_twins
     from hugectr_embeddings_sparse import kernels
 
-    rng = np.random.default_rng(6)
-    rows = rng.zipf(1.2, 20000) % 3000  # skewed: a few very hot rows
-    order = np.argsort(rows, kind="stable")
-    starts = np.r_[np.flatnonzero(np.r_[True, np.diff(rows[order]) != 0]), rows.size].astype(np.int64)
-    seg_j = rng.integers(0, 5000, rows.size).astype(np.int64)
-    scale_j = rng.uniform(0.2, 1, rows.size).astype(np.float32)
-    grad_sv = rng.normal(size=(5000, vec)).astype(np.float32)
+    _, starts, seg_j, scale_j, grad_sv = skewed_reduction_case(6, vec, np.float32)
     assert_twins(reference.segmented_reduce, kernels.segmented_reduce, grad_sv, seg_j, scale_j, starts,
                  rtol=1e-4, atol=1e-5)
 
@@ -722,18 +716,10 @@ def test_gpu_reduce_and_sgd_twin(gpu_xp, vec):
     from hugectr_core.testing import assert_twins
     from hugectr_embeddings_sparse import kernels
 
-    rng = np.random.default_rng(8)
-    rows = rng.zipf(1.2, 20000) % 3000
-    order = np.argsort(rows, kind="stable")
-    sorted_rows = rows[order]
-    first = np.flatnonzero(np.r_[True, np.diff(sorted_rows) != 0])
-    starts = np.r_[first, rows.size].astype(np.int64)
-    seg_j = rng.integers(0, 5000, rows.size).astype(np.int64)
-    scale_j = rng.uniform(0.2, 1, rows.size).astype(np.float32)
-    grad_sv = rng.normal(size=(5000, vec)).astype(np.float32)
-    table = rng.normal(size=(3000, vec)).astype(np.float32)
+    unique_rows, starts, seg_j, scale_j, grad_sv = skewed_reduction_case(8, vec, np.float32)
+    table = np.random.default_rng(9).normal(size=(3000, vec)).astype(np.float32)
     assert_twins(reference.reduce_and_sgd, kernels.reduce_and_sgd, grad_sv, seg_j, scale_j, starts,
-                 sorted_rows[first].astype(np.int64), table, 0.01, rtol=1e-5, atol=1e-5)
+                 unique_rows, table, 0.01, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.gpu

@@ -11,7 +11,7 @@ import pytest
 from hugectr_core import cublas
 from hugectr_core.contracts.layer import StepContext
 from hugectr_core.errors import BackendError, LayerError
-from hugectr_core.testing import check_layer_gradients, init_params, make_layer, run_layer
+from hugectr_core.testing import check_layer_gradients, column_sum_tolerance, init_params, make_layer, run_layer
 from hugectr_layers_dense import _common, kernels, reference
 
 DTYPES = [np.float32, np.float64, np.float16]
@@ -193,15 +193,6 @@ def test_kernels_cu_declares_the_new_kernels():
 
 
 # -- GPU twins -------------------------------------------------------------------------------------------
-def bias_sum_tolerance(dtype, rows):
-    """As test_kernels.bias_grad_tolerance: summation order differs, fp16 adds one final rounding."""
-    if dtype == np.float16:
-        return 2e-3, 1e-6 * rows + 1e-3
-    if dtype == np.float32:
-        return 1e-4, 1e-6 * rows + 1e-5
-    return 1e-11, 1e-11 * rows
-
-
 @pytest.mark.gpu
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape,p", [((1, 1), None), ((65536, 1), None), ((1000, 3), None), ((999, 33), None),
@@ -221,7 +212,7 @@ def test_twin_relu_bias_bwd(gpu_xp, dtype, shape, p, in_place):
     out, db = kernels.relu_bias_bwd(d_dy, d_y, d_out, d_db, d_partials)
     assert out is d_out and db is d_db
     np.testing.assert_array_equal(cp.asnumpy(out), ref_out)  # a select: exact
-    rtol, atol = bias_sum_tolerance(dtype, m)
+    rtol, atol = column_sum_tolerance(dtype, m)
     np.testing.assert_allclose(cp.asnumpy(db), ref_db, rtol=rtol, atol=atol)
 
 
