@@ -6,8 +6,10 @@ and only when asked.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib.util
+import threading
 
 import numpy as np
 
@@ -78,18 +80,25 @@ def device_name(xp) -> str:
     return f"gpu {name.decode() if isinstance(name, bytes) else name} (CuPy)"
 
 
-_THREADED_POOLS = [0]  # open worker pools that drive several GPUs from this process's threads
+_DEVICE_THREAD = threading.local()  # set in the worker threads of a pool that drives several GPUs
 
 
-def threaded_devices_open(delta: int) -> None:
-    """Workers: a pool driving several local devices from threads opened (+1) or closed (-1)."""
-    _THREADED_POOLS[0] = max(0, _THREADED_POOLS[0] + delta)
+@contextlib.contextmanager
+def one_of_several_device_threads():
+    """Marks the calling thread, for the block, as one of the threads that drive several GPUs of this
+    process (``vvgpu=[[0, 1, ...]]``). Per thread, so a pool left open elsewhere (a model never closed)
+    does not turn anything off for a one-GPU model of the same process."""
+    _DEVICE_THREAD.active = True
+    try:
+        yield
+    finally:
+        _DEVICE_THREAD.active = False
 
 
 def drives_devices_from_threads() -> bool:
-    """True while this process drives several GPUs from threads (``vvgpu=[[0, 1, ...]]``): libraries
-    with per-process device state (nvmath's cuBLASLt plans) are not used then."""
-    return _THREADED_POOLS[0] > 0
+    """True in a worker thread of a pool that drives several GPUs (see ``one_of_several_device_threads``):
+    libraries with per-process device state (nvmath's cuBLASLt plans) are not used there."""
+    return getattr(_DEVICE_THREAD, "active", False)
 
 
 class DeferredRead:

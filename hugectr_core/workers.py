@@ -40,13 +40,16 @@ class Workers:
         self._pool = ThreadPoolExecutor(len(self.devices), thread_name_prefix="hugectr-worker") \
             if len(self.devices) > 1 else None
         self._threaded_gpus = self._pool is not None and not backend.is_numpy(xp)
-        if self._threaded_gpus:
-            backend.threaded_devices_open(+1)
 
     def _device(self, index: int):
         if backend.is_numpy(self.xp):
             return contextlib.nullcontext()
-        return self.xp.cuda.Device(self.devices[index])
+        if not self._threaded_gpus:
+            return self.xp.cuda.Device(self.devices[index])
+        stack = contextlib.ExitStack()
+        stack.enter_context(self.xp.cuda.Device(self.devices[index]))
+        stack.enter_context(backend.one_of_several_device_threads())
+        return stack
 
     def _call(self, index: int, fn, arg):
         try:
@@ -91,9 +94,6 @@ class Workers:
         if self._pool is not None:
             self._pool.shutdown(wait=True)
             self._pool = None
-        if self._threaded_gpus:
-            backend.threaded_devices_open(-1)
-            self._threaded_gpus = False
 
 
 def _released(exc) -> bool:

@@ -15,13 +15,23 @@ def test_threaded_multi_gpu_processes_keep_the_two_pass_path(monkeypatch):
     from hugectr_core import backend
 
     monkeypatch.setattr(epilogue, "_nvmath", lambda: pytest.fail("nvmath must not be asked"))
-    backend.threaded_devices_open(+1)
-    try:
+    with backend.one_of_several_device_threads():
         assert backend.drives_devices_from_threads()
         assert epilogue.linear(None, None, None, True, None) is False
-    finally:
-        backend.threaded_devices_open(-1)
     assert not backend.drives_devices_from_threads()
+
+
+def test_the_two_pass_guard_is_per_thread():
+    import threading
+
+    from hugectr_core import backend
+
+    seen = []
+    with backend.one_of_several_device_threads():
+        other = threading.Thread(target=lambda: seen.append(backend.drives_devices_from_threads()))
+        other.start()
+        other.join()
+    assert seen == [False]  # a pool's workers do not turn the fused path off for other threads
 
 
 def test_reference_linear_fwd_is_gemm_then_bias_act():
