@@ -69,6 +69,7 @@ class HybridEmbedding(WrappedEmbedding):
     """
 
     needs_statistics = True
+    SPILL_ROWS = 64  # rows past the frequent ones that collect the rare positions' gradient (discarded)
 
     def __init__(self, cls, config, optimizer, comm, param, solver):
         super().__init__(config, optimizer)
@@ -145,54 +146,82 @@ class HybridEmbedding(WrappedEmbedding):
         return to_host(out).reshape(keys.size, vec)
 
     # -- which keys go where ----------------------------------------------------------------------
-    def _is_frequent(self, keys):
+    def _is_frequent(self, keys64):
+        """(frequent?, row in the replica) of every key; the row is clipped to a valid one for the others."""
         xp = self.xp
         if self.hot_keys is None or self.hot_keys.size == 0:
-            return xp.zeros(keys.shape, bool), xp.zeros(keys.shape, xp.int64)
-        k = keys.astype(xp.int64)
-        pos = xp.minimum(xp.searchsorted(self.hot_keys, k), self.hot_keys.size - 1)
-        return self.hot_keys[pos] == k, pos
+            return xp.zeros(keys64.shape, bool), xp.zeros(keys64.shape, xp.int64)
+        pos = xp.minimum(xp.searchsorted(self.hot_keys, keys64), self.hot_keys.size - 1)
+        return self.hot_keys[pos] == keys64, pos
+
+    def _sort_by_block_and_class(self, keys64, hot):
+        """The lookups of every worker's block listed class after class (owner 0..W-1, then frequent),
+        row-major within one: (flat order, sizes[d, class]). One stable sort of a small 1-D key: CuPy
+        radix-sorts that, where sorting a 2-D array along an axis is a comparison sort (the step's
+        largest cost on 4 GPUs). The sizes come back in the forward's one host read."""
+        xp, w = self.xp, self.comm.size
+        classes = w + 1
+        dtype = xp.int8 if w * classes + w < 128 else xp.int16 if w * classes + w < 32768 else xp.int32
+        cls = xp.where(hot, w, keys64 % w).astype(dtype)
+        composite = (cls + (xp.arange(w, dtype=dtype) * classes)[:, None]).ravel()
+        order = xp.argsort(composite, kind="stable") if is_numpy(xp) else xp.argsort(composite)
+        sizes = np.asarray(to_host(xp.bincount(composite, minlength=w * classes)), np.int64)
+        return order, sizes.reshape(w, classes)
 
     # -- forward ------------------------------------------------------------------------------------
     def forward(self, ctx, row_offsets, keys, out_bse) -> None:
         xp, w, rank = self.xp, self.comm.size, self.comm.rank
         local, slots, vec = out_bse.shape
-        global_rows = local * w
+        n, global_rows = local * slots, local * w
         offsets = np.asarray(to_host(row_offsets), np.int64)
         if int(offsets[-1]) != global_rows * slots:
             raise DataError(f"{self.where}: every slot of every sample must hold exactly one key (one-hot); the "
                             f"batch has {int(offsets[-1])} keys for {global_rows} samples x {slots} slots")
-        keys_g = keys[:global_rows * slots].reshape(w, local * slots)
-        hot, pos = self._is_frequent(keys_g)       # (W, local*slots): per worker block
-        # the class of every lookup: its owner (key % W) when infrequent, W when frequent. A stable sort of
-        # each block by class lists, class after class and in row-major order within one, what every owner
-        # serves; the class sizes come back to the host in ONE read (the only sync of this forward)
-        cls = xp.where(hot, w, keys_g.astype(xp.int64) % w)
-        order = xp.argsort(cls, axis=1, kind="stable") if is_numpy(xp) else xp.argsort(cls, axis=1)
-        block_of = xp.arange(w, dtype=xp.int64)[:, None] * (w + 1)
-        sizes = np.asarray(to_host(xp.bincount((block_of + cls).ravel(), minlength=w * (w + 1))), np.int64)
-        sizes = sizes.reshape(w, w + 1)            # sizes[d, o]: lookups of block d owned by o (o = W: frequent)
+        keys64 = keys[:global_rows * slots].reshape(w, n).astype(xp.int64)
+        hot, pos = self._is_frequent(keys64)       # (W, n): every worker's block, as every worker knows it
+        order, sizes = self._sort_by_block_and_class(keys64, hot)   # sizes[d, o]: block d's lookups of class o
         starts = np.concatenate([np.zeros((w, 1), np.int64), np.cumsum(sizes, axis=1)], axis=1)
         self._check_infrequent(int(sizes[:, :w].sum()), global_rows)
-        # what I own for every worker's block, in row-major order, concatenated by destination
-        wanted = [order[d][starts[d, rank]:starts[d, rank + 1]] for d in range(w)]
-        my_keys = xp.concatenate([keys_g[d][wanted[d]] for d in range(w)])
-        vectors = self._rare_lookup(ctx, my_keys)
-        counts = [int(n) for n in sizes[:, rank]]
+        # what I own of every worker's block, in row-major order, concatenated by destination
+        wanted = [order[d * n + starts[d, rank]:d * n + starts[d, rank + 1]] for d in range(w)]
+        vectors = self._rare_lookup(ctx, keys64.ravel()[xp.concatenate(wanted) if w > 1 else wanted[0]])
+        counts = [int(c) for c in sizes[:, rank]]
         sent = xp.split(vectors, np.cumsum(counts)[:-1].tolist()) if w > 1 else [vectors]
-        mine_rare = [order[rank][starts[rank, o]:starts[rank, o + 1]] for o in range(w)]
         # every worker knows every key, so what arrives from each owner is known here: no shape exchange
         received = self.comm.alltoall([xp.ascontiguousarray(s) for s in sent],
                                       [(int(sizes[rank, o]), vec) for o in range(w)])
-        flat = xp.zeros((local * slots, vec), xp.float32)
-        for o in range(w):
-            flat[mine_rare[o]] = received[o].reshape(-1, vec)
-        hot_at = order[rank][starts[rank, w]:]
-        if hot_at.size:
-            flat[hot_at] = self.hot_rows[pos[rank][hot_at]]
-        out_bse[...] = flat.reshape(local, slots, vec)
+        mine = order[rank * n:(rank + 1) * n] - rank * n    # my block's positions, rare by owner, then frequent
+        n_rare = int(starts[rank, w])
+        self._write_lookups(out_bse, pos[rank], mine[:n_rare], received)
         if ctx.training:
-            self._saved = (mine_rare, hot_at, pos[rank][hot_at], counts)
+            mine_rare = [mine[starts[rank, o]:starts[rank, o + 1]] for o in range(w)]
+            self._saved = (mine_rare, self._gradient_rows(hot[rank], pos[rank]), counts)
+
+    def _write_lookups(self, out_bse, my_pos, rare_at, received) -> None:
+        """Every position from the replica (one gather straight into the output), then the rare ones over it
+        from what their owners sent; a rare position's replica row is a valid row that gets overwritten."""
+        xp, (local, slots, vec) = self.xp, out_bse.shape
+        direct = out_bse.dtype == xp.float32 and out_bse.flags.c_contiguous
+        flat = out_bse.reshape(local * slots, vec) if direct else xp.empty((local * slots, vec), xp.float32)
+        if self.hot_rows is not None and self.hot_rows.size:
+            xp.take(self.hot_rows, my_pos, axis=0, out=flat)
+        elif rare_at.size != flat.shape[0]:
+            flat[...] = 0  # unreachable: without frequent categories every lookup is rare
+        if rare_at.size:
+            flat[rare_at] = xp.concatenate([r.reshape(-1, vec) for r in received]) if len(received) > 1 \
+                else received[0].reshape(-1, vec)
+        if not direct:
+            out_bse[...] = flat.reshape(local, slots, vec)
+
+    def _gradient_rows(self, my_hot, my_pos):
+        """Where each of my positions' gradient goes in the frequent gradient: its replica row, or one of
+        ``SPILL_ROWS`` rows past the end for a rare position (spread out, so their atomic adds do not queue
+        on one row). None without frequent categories."""
+        xp = self.xp
+        if self.hot_rows is None or self.hot_rows.size == 0:
+            return None
+        spill = self.hot_rows.shape[0] + xp.arange(my_pos.size, dtype=xp.int64) % self.SPILL_ROWS
+        return xp.where(my_hot, my_pos, spill)
 
     def _check_infrequent(self, found: int, rows: int) -> None:
         """At most ``max_num_infrequent_samples`` x global batch infrequent lookups per batch (-1: no limit)."""
@@ -214,16 +243,16 @@ class HybridEmbedding(WrappedEmbedding):
         if self._saved is None:
             raise ConfigError(f"{self.where}: backward needs a training forward first")
         xp, w, vec = self.xp, self.comm.size, self.config.embedding_vec_size
-        mine_rare, hot_at, hot_pos, counts = self._saved
-        grad = xp.ascontiguousarray(top_grad_bse, dtype=xp.float32).reshape(-1, vec)
-        back = self.comm.alltoall([xp.ascontiguousarray(grad[mine_rare[o]]) for o in range(w)],
+        mine_rare, grad_rows, counts = self._saved
+        grad = top_grad_bse.reshape(-1, vec)
+        back = self.comm.alltoall([grad[mine_rare[o]].astype(xp.float32, copy=False) for o in range(w)],
                                   [(c, vec) for c in counts])
         rare_grad = xp.concatenate([b.reshape(-1, vec) for b in back]) if w > 1 else back[0].reshape(-1, vec)
         if rare_grad.shape[0]:
             self.inner.backward(ctx, rare_grad.reshape(-1, 1, vec), lr)
         total, self._grouped = self._grouped, None
         if total is None:
-            total = self._frequent_gradient(grad, hot_at, hot_pos)
+            total = self._frequent_gradient(grad, grad_rows)
             if total is not None:
                 self.comm.allreduce_sum(total)
         if total is not None:  # the same SGD step on every replica
@@ -235,27 +264,27 @@ class HybridEmbedding(WrappedEmbedding):
         own. None when there is nothing to reduce."""
         if self.frozen or self._saved is None:
             return None
-        _, hot_at, hot_pos, _ = self._saved
-        # any dtype (the fp16 tensor itself under mixed precision): only the frequent rows are widened
-        grad = top_grad_bse.reshape(-1, self.config.embedding_vec_size)
-        self._grouped = self._frequent_gradient(grad, hot_at, hot_pos)
+        # any dtype (the fp16 tensor itself under mixed precision)
+        self._grouped = self._frequent_gradient(top_grad_bse.reshape(-1, self.config.embedding_vec_size),
+                                                self._saved[1])
         return self._grouped
 
-    def _frequent_gradient(self, grad, hot_at, hot_pos):
-        """The gradient summed per frequent category on this worker (None without frequent categories)."""
+    def _frequent_gradient(self, grad, grad_rows):
+        """The gradient summed per frequent category on this worker (None without frequent categories):
+        every position adds straight into its row (rare ones into spill rows past the end), no gather."""
         xp = self.xp
-        if self.hot_rows is None or self.hot_rows.size == 0:
+        if grad_rows is None:
             return None
-        total = xp.zeros_like(self.hot_rows)
-        if hot_at.size:
-            rows = grad[hot_at].astype(xp.float32, copy=False)
-            if is_numpy(xp):
-                np.add.at(total, hot_pos, rows)
-            else:
-                import cupyx  # noqa: PLC0415 - GPU only
+        n_hot, vec = self.hot_rows.shape
+        total = xp.zeros((n_hot + self.SPILL_ROWS, vec), xp.float32)
+        rows = grad.astype(xp.float32, copy=False)
+        if is_numpy(xp):
+            np.add.at(total, grad_rows, rows)
+        else:
+            import cupyx  # noqa: PLC0415 - GPU only
 
-                cupyx.scatter_add(total, hot_pos, rows)
-        return total
+            cupyx.scatter_add(total, grad_rows, rows)
+        return total[:n_hot]
 
     # -- checkpoints --------------------------------------------------------------------------------
     def dump(self) -> dict:
