@@ -210,8 +210,7 @@ class HybridEmbedding(WrappedEmbedding):
             # an fp16 output (mixed precision) gathers from an fp16 copy of the replica: the same rounding
             # as casting the gathered rows, on the replica (far fewer rows than lookups)
             xp.take(self.hot_rows.astype(flat.dtype, copy=False), my_pos, axis=0, out=flat)
-        elif rare_at.size != flat.shape[0]:
-            flat[...] = 0  # unreachable: without frequent categories every lookup is rare
+        # (without frequent categories every position is rare and written below)
         if rare_at.size:
             flat[rare_at] = xp.concatenate([r.reshape(-1, vec) for r in received]) if len(received) > 1 \
                 else received[0].reshape(-1, vec)
