@@ -77,7 +77,8 @@ class Model:
         from .comm import World
         from .distributed import check_same_model
 
-        world = World(self.solver.vvgpu, backend.is_numpy(backend.resolve(self.solver.device)))
+        world = World(self.solver.vvgpu, backend.is_numpy(backend.resolve(self.solver.device)),
+                      type_string(self.solver.all_reduce_algo))
         workers = Workers(world.devices, backend.resolve(self.solver.device), world.group)
         workers.start(lambda i: Runtime(self.solver, self.input_layer, self.sparse_embeddings, self.dense_layers,
                                         self.opt_params, loss_names, loss_weights, self.collections,

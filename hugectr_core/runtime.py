@@ -42,7 +42,6 @@ class Runtime:
         self.solver = solver
         self.input_layer = input_layer
         self.comm = comm or Comm(HostGroup(1), 0)
-        self._check_supported(solver)
         self.xp = backend.resolve(solver.device)
         self.uploads = backend.PinnedUploads(self.xp)  # the batch inputs, without a host sync on a GPU
         self.device_count = self.comm.size
@@ -82,12 +81,6 @@ class Runtime:
         self.step = 0
 
     # -- building ------------------------------------------------------------------------------
-    def _check_supported(self, solver) -> None:
-        algo = type_string(solver.all_reduce_algo)
-        if self.comm.size > 1 and algo != "NCCL":
-            raise BackendError(f"all_reduce_algo={algo} is not available in this version: the gradient all-reduce "
-                               f"runs through NCCL (GPU) or MPI (CPU); use AllReduceAlgo.NCCL")
-
     def _sources(self) -> dict:
         sources = {name: "data" for name in self.input_layer.label_names}
         if self.input_layer.dense_dim:

@@ -2,7 +2,7 @@
 
     python tests/distributed_job.py --model dcn|dlrm --embedding distributed|localized --data DIR
         --vvgpu '[[0],[0]]' --steps 12 --out result.json [--save PREFIX] [--load PREFIX] [--device cpu|gpu]
-        [--fail-rank R] [--sgd] [--hybrid NVLink_SingleNode|IB_NVLink] [--grouped]
+        [--fail-rank R] [--sgd] [--hybrid NVLink_SingleNode|IB_NVLink] [--grouped] [--oneshot]
 
 Every rank writes ``out`` with ``.rank<R>`` appended: the loss of every step, the eval AUC and the
 predictions of the first evaluation batch. ``--fail-rank R`` makes rank R raise after two steps
@@ -61,6 +61,8 @@ def build(args, vvgpu, rank: int):
             hugectr.HybridEmbeddingType.Distributed)
         model.solver.num_iterations_statistics = 3
     model.solver.grouped_all_reduce = bool(getattr(args, "grouped", False))
+    if getattr(args, "oneshot", False):
+        model.solver.all_reduce_algo = hugectr.AllReduceAlgo.OneShot
     if args.model_differs and rank == len(vvgpu) - 1:
         first = next(d for d in model.dense_layers if d.type_name in ("InnerProduct", "MLP"))
         if first.type_name == "MLP":
@@ -96,6 +98,7 @@ def main(argv=None) -> None:
     parser.add_argument("--hybrid", choices=["NVLink_SingleNode", "IB_NVLink", "IB_NVLink_Hier"],
                         help="hybrid embedding with this communication type (and SGD)")
     parser.add_argument("--grouped", action="store_true", help="CreateSolver(grouped_all_reduce=True)")
+    parser.add_argument("--oneshot", action="store_true", help="CreateSolver(all_reduce_algo=AllReduceAlgo.OneShot)")
     args = parser.parse_args(argv)
     rank = host_rank()
     generate(args.model, args.data)

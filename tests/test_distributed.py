@@ -19,8 +19,9 @@ import numpy as np
 import pytest
 
 import hugectr
+from hugectr_core import comm as comm_module
 from hugectr_core.comm import Comm, HostGroup
-from hugectr_core.errors import BackendError, ConfigError, DataError, TrainingError
+from hugectr_core.errors import ConfigError, DataError, TrainingError
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 JOB = os.path.join(HERE, "distributed_job.py")
@@ -159,15 +160,31 @@ def test_checkpoint_saved_on_4_workers_loads_on_1_and_back(data, tmp_path):
                                np.fromfile(f"{saved1}0_sparse_0.model/emb_vector", "<f4"), rtol=1e-5, atol=1e-7)
 
 
-def test_hosts_without_mpirun_and_oneshot_are_clear_errors(data, tmp_path):
+def test_hosts_without_mpirun_are_a_clear_error(data, tmp_path):
     with pytest.raises(ConfigError, match="mpirun -np 2"):
         distributed_job.main(["--data", str(data / "dlrm"), "--vvgpu", "[[0], [0]]", "--out", str(tmp_path / "x")])
-    args = argparse.Namespace(model="dlrm", data=str(data / "dlrm"), device="cpu", embedding="distributed",
-                              model_differs=False, hybrid=None)
-    model = distributed_job.build(args, [[0, 1]], 0)
-    model.solver.all_reduce_algo = hugectr.AllReduceAlgo.OneShot
-    with pytest.raises(BackendError, match="OneShot"):
-        model.compile()
+
+
+def test_oneshot_all_reduce_trains_exactly_like_the_default(data, tmp_path, monkeypatch):
+    """AllReduceAlgo.OneShot: the workers of one process read each other's gradient buffers in place; the
+    sum is taken in rank order like the default's, so every step's loss is the same to the bit."""
+    calls = []
+    one_shot = comm_module.OneShotComm.allreduce_sum
+    monkeypatch.setattr(comm_module.OneShotComm, "allreduce_sum",
+                        lambda self, x: (calls.append(self.rank), one_shot(self, x))[1])
+    for devices in (2, 4):
+        default = run_in_process(data, tmp_path, "dlrm", "distributed", devices)
+        calls.clear()
+        oneshot = run_in_process(data, tmp_path, "dlrm", "distributed", devices, "--oneshot")
+        assert len(calls) >= devices * len(oneshot["losses"])  # the gradients took the one-shot path
+        assert oneshot["losses"] == default["losses"]
+        assert oneshot["predictions"] == default["predictions"]
+
+
+def test_oneshot_across_processes_is_a_clear_error(data, tmp_path):
+    _, proc = run_mpi(data, tmp_path, "dlrm", "distributed", 2, "--oneshot", check=False)
+    assert proc.returncode != 0
+    assert "all_reduce_algo=OneShot" in proc.stderr and "use AllReduceAlgo.NCCL" in proc.stderr
 
 
 # -- MPI ranks -----------------------------------------------------------------------------------
@@ -222,6 +239,19 @@ def test_gpus_in_one_process_train_like_one_gpu(data, tmp_path, embedding):
     base = run_in_process(data, tmp_path, "dlrm", embedding, 1, "--device", "gpu")
     for n in devices:
         assert_same_training(base, run_in_process(data, tmp_path, "dlrm", embedding, n, "--device", "gpu"))
+
+
+@pytest.mark.gpu
+def test_gpu_oneshot_all_reduce_trains_like_one_gpu(data, tmp_path):
+    """AllReduceAlgo.OneShot on the GPUs of one process: peer copies after the peers' events, a rank-order
+    sum, and a buffer overwritten only after every peer copied it: the training of one GPU."""
+    devices = [n for n in (2, 4) if n <= gpu_count()]
+    if not devices:
+        pytest.skip("needs a host with 2 or more GPUs")
+    base = run_in_process(data, tmp_path, "dlrm", "distributed", 1, "--device", "gpu")
+    for n in devices:
+        assert_same_training(base, run_in_process(data, tmp_path, "dlrm", "distributed", n, "--device", "gpu",
+                                                  "--oneshot"))
 
 
 @pytest.mark.gpu
