@@ -34,7 +34,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from .backend import is_numpy, to_host
+from .backend import DeferredRead, is_numpy, to_host
 from .contracts.layer import StepContext
 from .enums import type_string
 from .errors import ConfigError, DataError
@@ -156,9 +156,9 @@ class HybridEmbedding(WrappedEmbedding):
 
     def _sort_by_block_and_class(self, keys64, hot):
         """The lookups of every worker's block listed class after class (owner 0..W-1, then frequent),
-        row-major within one: (flat order, sizes[d, class]). One stable sort of a small 1-D key: CuPy
-        radix-sorts that, where sorting a 2-D array along an axis is a comparison sort (the step's
-        largest cost on 4 GPUs). The sizes come back in the forward's one host read."""
+        row-major within one: (flat order, the class bounds on their way to the host). One stable sort of a
+        small 1-D key: CuPy radix-sorts that, where sorting a 2-D array along an axis is a comparison sort
+        (the step's largest cost on 4 GPUs). The bounds are the forward's one host read."""
         xp, w = self.xp, self.comm.size
         classes = w + 1
         dtype = xp.int8 if w * classes + w < 128 else xp.int16 if w * classes + w < 32768 else xp.int32
@@ -168,8 +168,7 @@ class HybridEmbedding(WrappedEmbedding):
         # the class sizes from the sorted key's boundaries: a bincount's atomic adds would all queue on the
         # few counters (98 % of the lookups are frequent on the benchmark's power law)
         bounds = xp.searchsorted(composite[order], xp.arange(w * classes + 1, dtype=dtype))
-        sizes = np.diff(np.asarray(to_host(bounds), np.int64))
-        return order, sizes.reshape(w, classes)
+        return order, DeferredRead(xp, bounds)
 
     # -- forward ------------------------------------------------------------------------------------
     def forward(self, ctx, row_offsets, keys, out_bse) -> None:
@@ -182,7 +181,11 @@ class HybridEmbedding(WrappedEmbedding):
                             f"batch has {int(offsets[-1])} keys for {global_rows} samples x {slots} slots")
         keys64 = keys[:global_rows * slots].reshape(w, n).astype(xp.int64)
         hot, pos = self._is_frequent(keys64)       # (W, n): every worker's block, as every worker knows it
-        order, sizes = self._sort_by_block_and_class(keys64, hot)   # sizes[d, o]: block d's lookups of class o
+        order, bounds = self._sort_by_block_and_class(keys64, hot)
+        # the replica's rows into every position before the host waits for the class sizes: the GPU has
+        # this gather to do while the host launches the small steps after the read
+        flat = self._gather_frequent(out_bse, pos[rank])
+        sizes = np.diff(np.asarray(bounds.value(), np.int64)).reshape(w, w + 1)  # [d, o]: block d, class o
         starts = np.concatenate([np.zeros((w, 1), np.int64), np.cumsum(sizes, axis=1)], axis=1)
         self._check_infrequent(int(sizes[:, :w].sum()), global_rows)
         # what I own of every worker's block, in row-major order, concatenated by destination
@@ -195,27 +198,32 @@ class HybridEmbedding(WrappedEmbedding):
                                       [(int(sizes[rank, o]), vec) for o in range(w)])
         mine = order[rank * n:(rank + 1) * n] - rank * n    # my block's positions, rare by owner, then frequent
         n_rare = int(starts[rank, w])
-        self._write_lookups(out_bse, pos[rank], mine[:n_rare], received)
+        self._write_rare(out_bse, flat, mine[:n_rare], received)
         if ctx.training:
             mine_rare = [mine[starts[rank, o]:starts[rank, o + 1]] for o in range(w)]
             self._saved = (mine_rare, self._gradient_rows(hot[rank], pos[rank]), counts)
 
-    def _write_lookups(self, out_bse, my_pos, rare_at, received) -> None:
-        """Every position from the replica (one gather straight into the output), then the rare ones over it
-        from what their owners sent; a rare position's replica row is a valid row that gets overwritten."""
+    def _gather_frequent(self, out_bse, my_pos):
+        """Every position's row from the replica, gathered straight into the output (or a contiguous stand-in
+        for it, returned); a rare position gets a valid row that ``_write_rare`` overwrites."""
         xp, (local, slots, vec) = self.xp, out_bse.shape
-        direct = out_bse.flags.c_contiguous
-        flat = out_bse.reshape(local * slots, vec) if direct else xp.empty((local * slots, vec), out_bse.dtype)
+        flat = out_bse.reshape(local * slots, vec) if out_bse.flags.c_contiguous \
+            else xp.empty((local * slots, vec), out_bse.dtype)
         if self.hot_rows is not None and self.hot_rows.size:
             # an fp16 output (mixed precision) gathers from an fp16 copy of the replica: the same rounding
             # as casting the gathered rows, on the replica (far fewer rows than lookups)
             xp.take(self.hot_rows.astype(flat.dtype, copy=False), my_pos, axis=0, out=flat)
-        # (without frequent categories every position is rare and written below)
+        # (without frequent categories every position is rare and written by _write_rare)
+        return flat
+
+    def _write_rare(self, out_bse, flat, rare_at, received) -> None:
+        """The rare positions from what their owners sent (by owner, in the order of ``rare_at``)."""
+        vec = out_bse.shape[2]
         if rare_at.size:
-            flat[rare_at] = xp.concatenate([r.reshape(-1, vec) for r in received]) if len(received) > 1 \
+            flat[rare_at] = self.xp.concatenate([r.reshape(-1, vec) for r in received]) if len(received) > 1 \
                 else received[0].reshape(-1, vec)
-        if not direct:
-            out_bse[...] = flat.reshape(local, slots, vec)
+        if not out_bse.flags.c_contiguous:  # flat is _gather_frequent's stand-in
+            out_bse[...] = flat.reshape(out_bse.shape)
 
     def _gradient_rows(self, my_hot, my_pos):
         """Where each of my positions' gradient goes in the frequent gradient: its replica row, or one of
