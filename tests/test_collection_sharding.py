@@ -29,7 +29,7 @@ def plan_for(workers: int):
     return matrix, [("mp", ["t0", "t1"]), ("dp", ["t2"])]
 
 
-def build(data, workers: int, fused: bool = True, device: str = "cpu"):
+def build(data, workers: int, fused: bool = True, device: str = "cpu", dynamic: bool = False):
     solver = hugectr.CreateSolver(batchsize=256, batchsize_eval=256, max_eval_batches=4, lr=0.01, seed=2,
                                   device=device, i64_input_key=True, use_embedding_collection=True,
                                   vvgpu=[list(range(workers))])
@@ -41,7 +41,7 @@ def build(data, workers: int, fused: bool = True, device: str = "cpu"):
     model.add(hugectr.Input(label_dim=1, label_name="label", dense_dim=4, dense_name="dense",
                             data_reader_sparse_param_array=[hugectr.DataReaderSparseParam(n, nnz, nnz == 1, 1)
                                                             for n, nnz in zip(names, NNZ)]))
-    tables = [hugectr.EmbeddingTableConfig(name=f"t{i}", max_vocabulary_size=s, ev_size=8)
+    tables = [hugectr.EmbeddingTableConfig(name=f"t{i}", max_vocabulary_size=-1 if dynamic else s, ev_size=8)
               for i, s in enumerate(SLOTS)]
     ebc = hugectr.EmbeddingCollectionConfig()
     if fused:
@@ -93,13 +93,30 @@ def dumped(path):
     return out
 
 
-@pytest.mark.parametrize("fused", [True, False])
-def test_shard_plan_trains_like_one_device(data, fused):
-    base_losses, base_auc = train(build(data, 1, fused))
+@pytest.mark.parametrize("fused,dynamic", [(True, False), (False, False), (True, True)])
+def test_shard_plan_trains_like_one_device(data, fused, dynamic):
+    base_losses, base_auc = train(build(data, 1, fused, dynamic=dynamic))
     for workers in (2, 4):
-        losses, auc = train(build(data, workers, fused))
+        losses, auc = train(build(data, workers, fused, dynamic=dynamic))
         np.testing.assert_allclose(losses, base_losses, rtol=1e-5)
         assert abs(auc - base_auc) < 1e-4
+
+
+def stored_rows(model) -> list:
+    """{table: rows stored} of every worker."""
+    def rows(rt):
+        tables = {p.table.name: p.table for e in rt.embeddings for p in e.parts}
+        return {name: int(t.rows.shape[0]) for name, t in sorted(tables.items())}
+    return model._each(rows)
+
+
+def test_each_worker_stores_only_its_part_of_the_tables(data):
+    """Model parallel is also a memory split: t0 (row-wise over 4) stores a quarter of its rows on each
+    worker, t1 (table-wise) lives on the last worker alone, t2 (dp) is whole everywhere."""
+    per_worker = stored_rows(build(data, 4))
+    assert [w["t0"] for w in per_worker] == [75, 75, 75, 75]
+    assert [w["t1"] for w in per_worker] == [0, 0, 0, 60]
+    assert [w["t2"] for w in per_worker] == [25, 25, 25, 25]
 
 
 def test_sharded_tables_dump_and_load_like_one_device(data, tmp_path):

@@ -170,6 +170,10 @@ class EmbeddingCollectionLookup(Embedding):
         for part in self.parts:
             offs, ks = inputs[part.bottom]
             offsets, ks = self._csr(part, batch, offs, ks)
+            if not part.table.stores_rows:  # another device holds the table: its columns are zero here
+                out_2d[:, part.column:part.column + part.width] = 0
+                plans.append(None)
+                continue
             rows = part.table.rows_of(ks, ctx.training, self.name)
             combined = xp.empty((batch, part.width), xp.float32)
             if part.combiner == "concat":
@@ -209,6 +213,8 @@ class EmbeddingCollectionLookup(Embedding):
         xp = self.xp
         grad_2d = top_grad.reshape(top_grad.shape[0], self.width)
         for part, plan in zip(self.parts, self._plans):
+            if plan is None:  # a table other devices hold
+                continue
             g = xp.ascontiguousarray(grad_2d[:, part.column:part.column + part.width], dtype=xp.float32)
             grad_uv = sparse_kernels(xp).segmented_reduce(g.reshape(-1, part.table.ev), plan.seg_j, plan.scale_j,
                                                           plan.starts)
@@ -254,11 +260,12 @@ class EmbeddingCollectionLookup(Embedding):
         if len(states) != expected:
             raise CheckpointError(f"table '{table.name}': {len(states)} optimizer states in the file, expected "
                                   f"{expected}")
-        rows = table.rows_for_load(np.asarray(key))
+        rows, keep = table.rows_for_load(np.asarray(key))
+        here = (lambda a: a) if keep is None else (lambda a: a[keep])
         for full, part in zip(table.states, states):
-            full[rows] = table.xp.asarray(np.asarray(part)[:, : full.shape[1]])
+            full[rows] = table.xp.asarray(here(np.asarray(part))[:, : full.shape[1]])
         if table.stamps is not None:
-            table.stamps[rows] = table.xp.asarray(np.rint(np.asarray(states[-1])).astype(np.int64))
+            table.stamps[rows] = table.xp.asarray(np.rint(here(np.asarray(states[-1]))).astype(np.int64))
 
 
 def load_table(table, key, emb_vector) -> None:
@@ -268,8 +275,8 @@ def load_table(table, key, emb_vector) -> None:
                               f"the file was written with another ev_size")
     if key.ndim != 1 or key.size != emb_vector.shape[0]:
         raise CheckpointError(f"table '{table.name}': {key.size} keys but {emb_vector.shape[0]} vectors")
-    rows = table.rows_for_load(key.astype(np.int64))
-    table.rows[rows] = table.xp.asarray(emb_vector.astype(np.float32))
+    rows, keep = table.rows_for_load(key.astype(np.int64))  # a sharded table keeps its own keys only
+    table.rows[rows] = table.xp.asarray((emb_vector if keep is None else emb_vector[keep]).astype(np.float32))
 
 
 class EmbeddingCollection:

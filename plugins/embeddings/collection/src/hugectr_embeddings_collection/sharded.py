@@ -1,7 +1,7 @@
 """An Embedding Collection over several devices: the shard plan of ``EmbeddingCollectionConfig.shard``.
 
-Every worker sees the keys of the whole global batch and holds every table's storage (initialised
-alike from the shared seed); the plan says who *answers* for a table:
+Every worker sees the keys of the whole global batch; the plan says who stores and answers for a table
+(``CollectionTable.place``; rows start from (table seed, key), so where a row lives does not change it):
 
 * ``dp`` (data parallel, on every device): every worker looks up and updates its own replica with the
   whole global batch, so the replicas stay equal; worker 0 supplies the output.
@@ -67,6 +67,19 @@ class ShardedLookup(WrappedEmbedding):
                 raise ConfigError(f"lookup '{self.name}': input '{part.bottom}' feeds tables with different "
                                   f"placements; give each table its own input")
         self._ratios = None
+        for part in self.parts:
+            self._place(part.table)
+
+    def _place(self, table) -> None:
+        """Storage as the plan says: dp all of it, row-wise the keys of this worker's share, table-wise all
+        of it on its device and nothing elsewhere."""
+        kind, ranks = self.plan[table.name]
+        if kind == "dp":
+            table.place(0, 1)
+        elif self.comm.rank not in ranks:
+            table.place(0, 1, stored=False)
+        else:
+            table.place(ranks.index(self.comm.rank), len(ranks))
 
     def output_shape(self, batch_size: int) -> tuple:
         return self.inner.output_shape(batch_size)
