@@ -102,6 +102,29 @@ def test_shard_plan_trains_like_one_device(data, fused, dynamic):
         assert abs(auc - base_auc) < 1e-4
 
 
+def test_the_exchange_is_an_all_to_all_of_the_columns_each_worker_answers_for(data, monkeypatch):
+    """Forward: worker r sends every worker its rows of the columns r answers for (t0 row-wise: 8 columns
+    from everyone; t1 table-wise: 8 more from the last worker; dp t2 never travels). Backward: the way back,
+    each owner receiving the gradient of its columns."""
+    from hugectr_core.comm import Comm
+
+    calls = {}
+    original = Comm.alltoall
+
+    def spy(self, parts, recv_shapes=None):
+        calls.setdefault(self.rank, []).append([tuple(p.shape) for p in parts])
+        return original(self, parts, recv_shapes)
+
+    monkeypatch.setattr(Comm, "alltoall", spy)
+    monkeypatch.setattr(Comm, "reduce_scatter_sum", lambda *a: pytest.fail("the exchange is an all-to-all"))
+    build(data, 4).train()
+    local = 256 // 4
+    for rank in range(4):
+        forward, backward = calls[rank]
+        assert forward == [(local, 16 if rank == 3 else 8)] * 4
+        assert backward == [(local, 8), (local, 8), (local, 8), (local, 16)]
+
+
 def stored_rows(model) -> list:
     """{table: rows stored} of every worker."""
     def rows(rt):

@@ -10,10 +10,13 @@ Every worker sees the keys of the whole global batch; the plan says who stores a
   the table; a sum is the sum of the owners' partial sums, a mean rescales each partial mean by
   ``keys here / keys in the sample`` (concat is refused: a key's position would depend on its owner).
 
-Each worker computes its share of the lookup for the global batch; a reduce-scatter over the batch
-gives every worker its rows (a table's columns come from exactly one worker per key, so the sum is
-exact). Backward all-gathers the output gradient and every worker applies it to what it answers for.
-Without a plan every table is ``dp``. Results equal one device's.
+Each worker computes its share of the lookup for the global batch. One all-to-all then sends every
+worker its rows of the columns this worker answers for (a table-wise table's owner, every owner of a
+row-wise one); the receiver sums what arrives in rank order (one sender per table-wise column, so those
+are exact). A dp table's columns need no exchange: every worker looked up the whole batch. Backward is
+the same all-to-all the other way (each owner gets the gradient of its columns for every row), plus an
+all-gather of the dp columns, whose replicas all take the whole batch's gradient. Without a plan every
+table is ``dp``. Results equal one device's.
 
 Example:
     >>> sorted(placements(None, ["t1", "t2"], 2).items())
@@ -69,6 +72,30 @@ class ShardedLookup(WrappedEmbedding):
         self._ratios = None
         for part in self.parts:
             self._place(part.table)
+        self._columns = self._exchange_columns()
+
+    def _exchange_columns(self) -> dict:
+        """Output columns: "dp" (no exchange) and, per worker, those it sends (it answers for them)."""
+        dp, sends = [], [[] for _ in range(self.comm.size)]
+        for part in self.parts:
+            cols = list(range(part.column, part.column + part.width))
+            kind, ranks = self.rules[part.bottom]
+            if kind == "dp":
+                dp += cols
+            else:
+                for r in ranks:
+                    sends[r] += cols
+        as_index = lambda c: np.asarray(c, np.int64)  # noqa: E731
+        return {"dp": as_index(dp), "sends": [as_index(c) for c in sends]}
+
+    def _column_indices(self):
+        """``_columns`` as index arrays of this worker's backend (made once: no upload per step)."""
+        cached = self.__dict__.get("_device_columns")
+        if cached is None:
+            xp = self.xp
+            cached = self._device_columns = (xp.asarray(self._columns["dp"]),
+                                             [xp.asarray(c) for c in self._columns["sends"]])
+        return cached
 
     def _place(self, table) -> None:
         """Storage as the plan says: dp all of it, row-wise the keys of this worker's share, table-wise all
@@ -116,13 +143,29 @@ class ShardedLookup(WrappedEmbedding):
             self.inner.forward(ctx, offsets_in[bottom], keys_in[bottom], full)
         else:
             self.inner.forward(ctx, offsets_in, keys_in, full)
-        self._share(full.reshape(global_rows, -1), ratios)
+        self._rescale_means(full.reshape(global_rows, -1), ratios)
         result = out if out.dtype == np.float32 and out.flags.c_contiguous else xp.empty(out.shape, xp.float32)
-        self.comm.reduce_scatter_sum(full, result)
+        self._exchange_forward(full.reshape(global_rows, -1), result.reshape(out.shape[0], -1))
         if result is not out:
             out[...] = result
         if ctx.training:
             self._ratios = ratios
+
+    def _exchange_forward(self, full_2d, mine_2d) -> None:
+        """My rows of every column: dp ones from my own lookup, the others summed in rank order from what
+        each worker that answers for them sent (one all-to-all)."""
+        xp, w, rank, local = self.xp, self.comm.size, self.comm.rank, mine_2d.shape[0]
+        dp, sends = self._column_indices()
+        mine = slice(rank * local, (rank + 1) * local)
+        mine_2d[...] = 0
+        if dp.size:
+            mine_2d[:, dp] = full_2d[mine][:, dp]
+        mine_cols = sends[rank]
+        parts = [xp.ascontiguousarray(full_2d[d * local:(d + 1) * local][:, mine_cols]) for d in range(w)]
+        received = self.comm.alltoall(parts, [(local, sends[s].size) for s in range(w)])
+        for s in range(w):
+            if sends[s].size:
+                mine_2d[:, sends[s]] += received[s]
 
     def _mean_ratio(self, host_offsets, kept_offsets):
         """keys looked up here / keys in the sample, per global row (rescales a row-wise partial mean)."""
@@ -130,29 +173,38 @@ class ShardedLookup(WrappedEmbedding):
         here = to_host(self.xp.diff(self.xp.asarray(kept_offsets))).astype(np.float32)
         return self.xp.asarray(np.where(total > 0, here / np.maximum(total, 1), 0.0).astype(np.float32))
 
-    def _share(self, flat, ratios) -> None:
-        """This worker's contribution to the reduce-scatter: dp columns from worker 0 only; row-wise means
-        rescaled to the whole sample's key count."""
+    def _rescale_means(self, flat, ratios) -> None:
+        """Row-wise partial means rescaled to the whole sample's key count (the owners' parts then sum)."""
         for part in self.parts:
-            cols = slice(part.column, part.column + part.width)
             kind, ranks = self.rules[part.bottom]
-            if kind == "dp" and self.comm.rank != 0:
-                flat[:, cols] = 0
-            elif part.combiner == "mean" and part.bottom in ratios and len(ranks) > 1:
-                flat[:, cols] *= ratios[part.bottom][:, None]
+            if part.combiner == "mean" and part.bottom in ratios and len(ranks) > 1:
+                flat[:, part.column:part.column + part.width] *= ratios[part.bottom][:, None]
 
     def backward(self, ctx, top_grad, lr: float) -> None:
         if self.frozen:
             return
         xp = self.xp
-        full = self.comm.allgather(xp.ascontiguousarray(top_grad, dtype=xp.float32))
-        flat = full.reshape(full.shape[0], -1)
-        for part in self.parts:
-            kind, ranks = self.rules[part.bottom]
-            if part.combiner == "mean" and kind == "mp" and len(ranks) > 1 and part.bottom in (self._ratios or {}):
-                cols = slice(part.column, part.column + part.width)
-                flat[:, cols] *= self._ratios[part.bottom][:, None]
+        grad = xp.ascontiguousarray(top_grad, dtype=xp.float32)
+        local = grad.shape[0]
+        full = self.scratch("grad", (local * self.comm.size,) + tuple(grad.shape[1:]))
+        self._exchange_backward(grad.reshape(local, -1), full.reshape(full.shape[0], -1))
+        if self._ratios:
+            self._rescale_means(full.reshape(full.shape[0], -1), self._ratios)
         self.inner.backward(ctx, full, lr)
+
+    def _exchange_backward(self, grad_2d, full_2d) -> None:
+        """Every row's gradient of the columns I answer for (one all-to-all), and of the dp columns (an
+        all-gather: every replica takes the whole batch's gradient); other columns stay zero."""
+        xp, w, rank, local = self.xp, self.comm.size, self.comm.rank, grad_2d.shape[0]
+        dp, sends = self._column_indices()
+        full_2d[...] = 0
+        if dp.size:
+            full_2d[:, dp] = self.comm.allgather(xp.ascontiguousarray(grad_2d[:, dp]))
+        parts = [xp.ascontiguousarray(grad_2d[:, sends[s]]) for s in range(w)]
+        received = self.comm.alltoall(parts, [(local, sends[rank].size)] * w)
+        if sends[rank].size:
+            for d in range(w):
+                full_2d[d * local:(d + 1) * local, sends[rank]] = received[d]
 
     # -- checkpoints ------------------------------------------------------------------------------
     def owned_rows(self, table):
