@@ -345,8 +345,8 @@ class OneShotNcclComm(NcclComm):
                 continue
             try:
                 runtime.deviceEnablePeerAccess(peer)
-            except runtime.CUDARuntimeError as exc:
-                if "AlreadyEnabled" not in str(exc):
+            except runtime.CUDARuntimeError as exc:  # CuPy clears the runtime's last error before raising
+                if exc.status != runtime.errorPeerAccessAlreadyEnabled:  # NCCL may have enabled it
                     raise
         self._peers_enabled = True
 
