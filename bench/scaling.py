@@ -109,13 +109,19 @@ def time_phases(model, batches, lr, args, steps: int = 10) -> dict:
 
 
 def main_mpi(args) -> dict:
+    from mpi4py import MPI  # noqa: PLC0415 - only for --mpi
+
     size, rank = mpi_size_and_rank()
     row = measure(args, size, vvgpu=[[r] for r in range(size)])
+    every_rank = MPI.COMM_WORLD.gather(row["phases_ms"] or {}, root=0)
     if rank == 0:
         print(f"MPI, {size} process(es), one GPU each: {row['samples_per_s'] / 1e6:.3f} M samples/s, "
               f"step {row['step_ms']:.1f} ms, global batch {row['global_batch']}", flush=True)
         for name, ms in (row["phases_ms"] or {}).items():
-            print(f"  {name:45} {ms:8.3f} ms/step", flush=True)
+            # the spread over ranks: a collective's time includes waiting for the slowest rank
+            spread = [p.get(name, float("nan")) for p in every_rank]
+            print(f"  {name:45} {ms:8.3f} ms/step  (ranks {min(spread):.3f} .. {max(spread):.3f})", flush=True)
+        row["phases_ms_by_rank"] = every_rank
         if args.json:
             with open(args.json, "w") as f:
                 json.dump(row, f, indent=1)

@@ -107,3 +107,26 @@ def test_scaling_bench_smoke_run_reports_every_worker_count(tmp_path, embedding)
     assert [r["global_batch"] for r in result["rows"]] == [256, 512]
     assert result["rows"][0]["speedup_over_one"] == pytest.approx(1.0)
     assert all(r["samples_per_s"] > 0 and math.isfinite(r["loss"]) for r in result["rows"])
+
+
+def test_scaling_bench_under_mpiexec_reports_each_rank_phases(tmp_path):
+    """bench/scaling.py --mpi (one process per device): rank 0 writes the rate and every rank's phase times,
+    whose spread shows ranks waiting for each other in the collectives."""
+    import os
+    import shutil
+
+    here = os.path.join(os.path.dirname(sys.executable), "mpiexec")
+    mpiexec = here if os.path.exists(here) else shutil.which("mpiexec")
+    assert mpiexec, "mpiexec not found: `scripts/setup test` installs MPICH (pip install mpich mpi4py)"
+    out = tmp_path / "mpi.json"
+    env = dict(os.environ, OMP_NUM_THREADS="1", OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
+    done = subprocess.run([mpiexec, "-n", "2", sys.executable, str(BENCH.parent / "scaling.py"), "--mpi", "--phases",
+                           "--device", "cpu", "--small", "--per-gpu-batch", "128", "--steps", "1", "--warmup", "1",
+                           "--precision", "fp32", "--json", str(out)],
+                          capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "MPI, 2 process(es)" in done.stdout and "(ranks " in done.stdout
+    result = json.loads(out.read_text())
+    assert result["gpus"] == 2 and result["global_batch"] == 256
+    assert len(result["phases_ms_by_rank"]) == 2
+    assert set(result["phases_ms_by_rank"][1]) == set(result["phases_ms"])
