@@ -317,9 +317,11 @@ class NcclComm(Comm):
         stream = self._stream()
         parts = [cupy.ascontiguousarray(p) for p in parts]
         nccl.groupStart()
-        for peer in range(self.size):
-            self.nccl.send(parts[peer].data.ptr, parts[peer].size, kind, peer, stream)
-            self.nccl.recv(received[peer].data.ptr, received[peer].size, kind, peer, stream)
+        for peer in range(self.size):  # both sides know every size: an empty pair is skipped on both
+            if parts[peer].size:
+                self.nccl.send(parts[peer].data.ptr, parts[peer].size, kind, peer, stream)
+            if received[peer].size:
+                self.nccl.recv(received[peer].data.ptr, received[peer].size, kind, peer, stream)
         nccl.groupEnd()
         return received
 
