@@ -4,7 +4,7 @@ Every worker sees the keys of the whole global batch; the plan says who stores a
 (``CollectionTable.place``; rows start from (table seed, key), so where a row lives does not change it):
 
 * ``dp`` (data parallel, on every device): every worker looks up and updates its own replica with the
-  whole global batch, so the replicas stay equal; worker 0 supplies the output.
+  whole global batch, so the replicas stay equal, and takes its own rows of the output from it.
 * ``mp`` on one device (table-wise): that worker looks up and updates the table; the others skip it.
 * ``mp`` on several devices (row-wise): key ``k`` belongs to owner ``k % n`` of the n devices listing
   the table; a sum is the sum of the owners' partial sums, a mean rescales each partial mean by
