@@ -93,6 +93,7 @@ class HybridEmbedding(WrappedEmbedding):
         self.hot_rows = None   # (n_frequent, vec) float32 replica
         self._saved = None
         self._grouped = None   # this step's frequent gradient, already all-reduced with the dense one
+        self._spill = (None, None)  # ((positions, frequent rows), spill row of every position)
 
     # -- storage ---------------------------------------------------------------------------------
     def allocate(self, xp, rng) -> None:
@@ -232,8 +233,10 @@ class HybridEmbedding(WrappedEmbedding):
         xp = self.xp
         if self.hot_rows is None or self.hot_rows.size == 0:
             return None
-        spill = self.hot_rows.shape[0] + xp.arange(my_pos.size, dtype=xp.int64) % self.SPILL_ROWS
-        return xp.where(my_hot, my_pos, spill)
+        key = (my_pos.size, self.hot_rows.shape[0])
+        if self._spill[0] != key:  # the same every step: made once per shape
+            self._spill = (key, key[1] + xp.arange(key[0], dtype=xp.int64) % self.SPILL_ROWS)
+        return xp.where(my_hot, my_pos, self._spill[1])
 
     def _check_infrequent(self, found: int, rows: int) -> None:
         """At most ``max_num_infrequent_samples`` x global batch infrequent lookups per batch (-1: no limit)."""

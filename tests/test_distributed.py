@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 import hugectr
-from hugectr_core import comm as comm_module
+from hugectr_core import oneshot as oneshot_module
 from hugectr_core.comm import Comm, HostGroup
 from hugectr_core.errors import ConfigError, DataError, TrainingError
 
@@ -169,8 +169,8 @@ def test_oneshot_all_reduce_trains_exactly_like_the_default(data, tmp_path, monk
     """AllReduceAlgo.OneShot: the workers of one process read each other's gradient buffers in place; the
     sum is taken in rank order like the default's, so every step's loss is the same to the bit."""
     calls = []
-    one_shot = comm_module.OneShotComm.allreduce_sum
-    monkeypatch.setattr(comm_module.OneShotComm, "allreduce_sum",
+    one_shot = oneshot_module.OneShotComm.allreduce_sum
+    monkeypatch.setattr(oneshot_module.OneShotComm, "allreduce_sum",
                         lambda self, x: (calls.append(self.rank), one_shot(self, x))[1])
     for devices in (2, 4):
         default = run_in_process(data, tmp_path, "dlrm", "distributed", devices)

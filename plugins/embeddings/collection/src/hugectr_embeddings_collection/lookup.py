@@ -261,11 +261,11 @@ class EmbeddingCollectionLookup(Embedding):
             raise CheckpointError(f"table '{table.name}': {len(states)} optimizer states in the file, expected "
                                   f"{expected}")
         rows, keep = table.rows_for_load(np.asarray(key))
-        here = (lambda a: a) if keep is None else (lambda a: a[keep])
+        here = slice(None) if keep is None else keep  # a sharded table keeps its own keys only
         for full, part in zip(table.states, states):
-            full[rows] = table.xp.asarray(here(np.asarray(part))[:, : full.shape[1]])
+            full[rows] = table.xp.asarray(np.asarray(part)[here, : full.shape[1]])
         if table.stamps is not None:
-            table.stamps[rows] = table.xp.asarray(np.rint(here(np.asarray(states[-1]))).astype(np.int64))
+            table.stamps[rows] = table.xp.asarray(np.rint(np.asarray(states[-1])[here]).astype(np.int64))
 
 
 def load_table(table, key, emb_vector) -> None:
@@ -275,8 +275,9 @@ def load_table(table, key, emb_vector) -> None:
                               f"the file was written with another ev_size")
     if key.ndim != 1 or key.size != emb_vector.shape[0]:
         raise CheckpointError(f"table '{table.name}': {key.size} keys but {emb_vector.shape[0]} vectors")
-    rows, keep = table.rows_for_load(key.astype(np.int64))  # a sharded table keeps its own keys only
-    table.rows[rows] = table.xp.asarray((emb_vector if keep is None else emb_vector[keep]).astype(np.float32))
+    rows, keep = table.rows_for_load(key.astype(np.int64))
+    here = slice(None) if keep is None else keep  # a sharded table keeps its own keys only
+    table.rows[rows] = table.xp.asarray(emb_vector[here].astype(np.float32))
 
 
 class EmbeddingCollection:

@@ -85,8 +85,7 @@ class ShardedLookup(WrappedEmbedding):
             else:
                 for r in ranks:
                     sends[r] += cols
-        as_index = lambda c: np.asarray(c, np.int64)  # noqa: E731
-        return {"dp": as_index(dp), "sends": [as_index(c) for c in sends]}
+        return {"dp": np.asarray(dp, np.int64), "sends": [np.asarray(c, np.int64) for c in sends]}
 
     def _column_indices(self):
         """``_columns`` as index arrays of this worker's backend (made once: no upload per step)."""
