@@ -104,6 +104,7 @@ def build_model(args, cards, train_file, eval_file):
         batchsize=args.batch, batchsize_eval=args.batch, max_eval_batches=1, lr=LR,
         vvgpu=getattr(args, "vvgpu", [[0]]),  # bench/scaling.py trains on several GPUs
         repeat_dataset=True, seed=SEED, device=args.device, i64_input_key=False,
+        use_cuda_graph=getattr(args, "cuda_graph", "on") == "on",
         enable_tf32_compute=args.precision == "tf32", use_mixed_precision=args.precision == "mixed",
         scaler=MIXED_SCALER if args.precision == "mixed" else 1.0)
     reader = hugectr.DataReaderParams(
@@ -238,16 +239,18 @@ class ResidentInputs:
 
 
 class MemoryProbe:
-    """Device memory held (CuPy pool total_bytes) on GPU; process RSS on CPU."""
+    """Device memory held (CuPy pools' total_bytes: the default one and the CUDA graphs') on GPU; process
+    RSS on CPU."""
 
-    def __init__(self, xp, gpu):
-        self.xp, self.gpu = xp, gpu
-        self.kind = "CuPy memory pool total_bytes" if gpu else "process RSS (CPU run)"
+    def __init__(self, xp, gpu, graphs=None):
+        self.xp, self.gpu, self.graphs = xp, gpu, graphs
+        self.kind = "CuPy memory pools total_bytes" if gpu else "process RSS (CPU run)"
         self.samples = []
 
     def now(self) -> int:
         if self.gpu:
-            return int(self.xp.get_default_memory_pool().total_bytes())
+            graph_bytes = self.graphs.pool_bytes() if self.graphs is not None else 0
+            return int(self.xp.get_default_memory_pool().total_bytes()) + graph_bytes
         with open("/proc/self/statm") as f:
             return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
@@ -307,11 +310,19 @@ def _host(value):
     return backend.to_host(value)
 
 
-def _wrap_phases(timer, rt):
+def network_phases(rt) -> list:
+    """(object, method, phase) of the dense network: its forward and backward when they run eagerly, the
+    one replay when they come from a CUDA graph (use_cuda_graph)."""
+    if rt.network_graphs.why_eager is None:
+        return [(rt.network_graphs, "run", "dense forward+backward (CUDA graph)")]
     net = rt.networks["train"]
+    return [(net, "forward", "dense forward"), (net, "backward", "dense backward")]
+
+
+def _wrap_phases(timer, rt):
     timer.wrap(rt, "_embed", "embedding forward")
-    timer.wrap(net, "forward", "dense forward")
-    timer.wrap(net, "backward", "dense backward")
+    for obj, attr, phase in network_phases(rt):
+        timer.wrap(obj, attr, phase)
     timer.wrap(rt.dense, "update", "optimizer")
     timer.wrap(rt, "_embedding_backward", "embedding backward+update")
 
@@ -377,6 +388,8 @@ def floors(rt, args, cards) -> dict:
         "embedding forward": (emb_bytes / COPY_BW * 1e3, f"{emb_bytes / 1e9:.3f} GB at 3.0 TB/s"),
         "dense forward": (fwd / peak * 1e3, f"{fwd / 1e9:.1f} GFLOP at {peak / 1e12:.0f} TFLOP/s"),
         "dense backward": (bwd / peak * 1e3, f"{bwd / 1e9:.1f} GFLOP at {peak / 1e12:.0f} TFLOP/s"),
+        "dense forward+backward (CUDA graph)": ((fwd + bwd) / peak * 1e3,
+                                                f"{(fwd + bwd) / 1e9:.1f} GFLOP at {peak / 1e12:.0f} TFLOP/s"),
         "optimizer": (opt_bytes / COPY_BW * 1e3, f"{opt_bytes / 1e6:.1f} MB at 3.0 TB/s"),
         "embedding backward+update": (emb_bytes / COPY_BW * 1e3, f"{emb_bytes / 1e9:.3f} GB at 3.0 TB/s"),
         "reader": (reader_bytes / H2D_BW * 1e3, f"{reader_bytes / 1e6:.1f} MB host-to-device at 64 GB/s"),
@@ -488,6 +501,8 @@ def parse_args(argv=None):
     p.add_argument("--device", choices=["gpu", "cpu"], default="gpu")
     p.add_argument("--soak", type=int, default=0,
                    help="also run this many resident steps and report the pool after step 10 and after the last")
+    p.add_argument("--cuda-graph", choices=["on", "off"], default="on",
+                   help="CreateSolver(use_cuda_graph=...): replay the dense network from a CUDA graph")
     p.add_argument("--json", default=None)
     args = p.parse_args(argv)
     if args.warmup is None:
@@ -533,7 +548,7 @@ def measure(args, cards, train_file, eval_file, peer_rows) -> dict:
     model = build_model(args, cards, train_file, eval_file)
     rt = model.runtime
     gpu = not backend.is_numpy(rt.xp)
-    clock, memory = Clock(rt.xp, gpu), MemoryProbe(rt.xp, gpu)
+    clock, memory = Clock(rt.xp, gpu), MemoryProbe(rt.xp, gpu, rt.network_graphs)
     batches = host_batches(args.resident_batches, args.batch, cards)
     with ResidentInputs(rt, batches):
         step_s, loss = run_steps(model, batches, args.steps, args.warmup, clock, memory=memory)
@@ -560,7 +575,8 @@ def measure(args, cards, train_file, eval_file, peer_rows) -> dict:
     rows += peer_rows
     limits = floors(rt, args, cards)
     phases = []
-    for name in ("embedding forward", "dense forward", "dense backward", "optimizer", "embedding backward+update"):
+    network = [phase for _, _, phase in network_phases(rt)]
+    for name in ("embedding forward", *network, "optimizer", "embedding backward+update"):
         phases.append({"phase": name, "ms": phase_ms.get(name, 0.0), "floor_ms": limits[name][0],
                        "basis": limits[name][1]})
     phases.append({"phase": "other (loss, casts, launch gaps)",
@@ -570,9 +586,11 @@ def measure(args, cards, train_file, eval_file, peer_rows) -> dict:
                        "basis": limits["reader"][1]})
     card = card_name(rt.xp, gpu)
     title = (f"dlrm-kaggle on {card}: batch {args.batch}, {args.precision}, {len(cards)} slots "
-             f"({sum(cards) / 1e6:.2f} M rows) x {VEC}, {args.steps} timed steps; floors are an H100's")
+             f"({sum(cards) / 1e6:.2f} M rows) x {VEC}, {args.steps} timed steps, CUDA graph {args.cuda_graph}; "
+             "floors are an H100's")
     return {"title": title, "card": card, "date": time.strftime("%Y-%m-%d"),
             "config": {"batch": args.batch, "steps": args.steps, "precision": args.precision, "cards": cards,
+                       "cuda_graph": args.cuda_graph,
                        "device": args.device, "e2e": args.e2e, "small": args.small},
             "rows": rows, "phases": phases, "memory": memory.report(), "soak": soak}
 

@@ -89,9 +89,8 @@ def time_phases(model, batches, lr, args, steps: int = 10) -> dict:
     rt = model.runtime
     clock = dlrm.Clock(rt.xp, not backend.is_numpy(rt.xp))
     timer = dlrm.PhaseTimer(clock)
-    net = rt.networks["train"]
-    for obj, attr, name, host in ((rt, "_embed", "embedding forward (with exchange)", False),
-                                  (net, "forward", "dense forward", False), (net, "backward", "dense backward", False),
+    network = tuple((obj, attr, name, False) for obj, attr, name in dlrm.network_phases(rt))
+    for obj, attr, name, host in ((rt, "_embed", "embedding forward (with exchange)", False), *network,
                                   (rt.dense, "update", "optimizer", False),
                                   (rt, "_embedding_backward", "embedding backward (with exchange)", False),
                                   (rt.comm, "alltoall", "all-to-all (inside the embedding phases)", False),

@@ -17,6 +17,8 @@ Example:
 """
 from __future__ import annotations
 
+import ctypes
+
 import numpy as np
 
 from .errors import BackendError
@@ -78,6 +80,71 @@ def compute_type(dtype, allow_tf32: bool = True) -> int:
     return CUBLAS_COMPUTE_32F
 
 
+_BOUND_HANDLES: dict = {}  # device id -> CuPy's cuBLAS handle, as last bound to a stream here
+_C_API = []  # libcublas through ctypes, loaded on the first recording
+_C_INT, _C_PTR, _C_LL = ctypes.c_int, ctypes.c_void_p, ctypes.c_longlong
+_C_SIGNATURES = {  # cublas_api.h
+    "cublasGemmEx": [_C_PTR, _C_INT, _C_INT, _C_INT, _C_INT, _C_INT, _C_PTR, _C_PTR, _C_INT, _C_INT, _C_PTR, _C_INT,
+                     _C_INT, _C_PTR, _C_PTR, _C_INT, _C_INT, _C_INT, _C_INT],
+    "cublasGemmStridedBatchedEx": [_C_PTR, _C_INT, _C_INT, _C_INT, _C_INT, _C_INT, _C_PTR, _C_PTR, _C_INT, _C_INT,
+                                   _C_LL, _C_PTR, _C_INT, _C_INT, _C_LL, _C_PTR, _C_PTR, _C_INT, _C_INT, _C_LL,
+                                   _C_INT, _C_INT, _C_INT],
+}
+
+
+def _recording() -> bool:
+    import cupy  # noqa: PLC0415 - GPU only
+
+    return cupy.cuda.get_current_stream().is_capturing()
+
+
+def handle():
+    """CuPy's cuBLAS handle of the current device, bound to the current stream. While a CUDA graph records
+    (``use_cuda_graph``) CuPy refuses to bind it, so the recorder binds it to the recording stream just
+    before (``bind_handle``) and the bound handle is used as it is."""
+    import cupy  # noqa: PLC0415 - GPU only
+
+    if _recording():
+        return _BOUND_HANDLES[cupy.cuda.Device().id]
+    return bind_handle()
+
+
+def bind_handle():
+    """Bind this device's cuBLAS handle to the current stream (outside a recording) and return it."""
+    import cupy  # noqa: PLC0415 - GPU only
+
+    bound = _BOUND_HANDLES[cupy.cuda.Device().id] = cupy.cuda.device.get_cublas_handle()
+    return bound
+
+
+def _c_api():
+    """libcublas itself (the copy CuPy loaded), through ctypes: CuPy's wrappers refuse every cuBLAS call
+    while a stream records a CUDA graph, where cuBLAS itself records fine on a handle bound beforehand."""
+    if not _C_API:
+        _cublas()  # CuPy's module loads libcublas into the process
+        with open("/proc/self/maps") as maps:
+            paths = [line.split()[-1] for line in maps if "/libcublas.so" in line]
+        if not paths:
+            raise BackendError("use_cuda_graph: libcublas is not loaded in this process; cannot record GEMMs")
+        lib = ctypes.CDLL(paths[0])
+        for name, argtypes in _C_SIGNATURES.items():
+            getattr(lib, name).argtypes, getattr(lib, name).restype = argtypes, ctypes.c_int
+        _C_API.append(lib)
+    return _C_API[0]
+
+
+def _call(name: str, *args) -> None:
+    """One cuBLAS GEMM: CuPy's wrapper (which binds the handle to the current stream and checks the status),
+    or the C function itself while recording."""
+    if not _recording():
+        getattr(_cublas(), {"cublasGemmEx": "gemmEx", "cublasGemmStridedBatchedEx": "gemmStridedBatchedEx"}[name])(
+            *args)
+        return
+    status = getattr(_c_api(), name)(*args)
+    if status != 0:
+        raise BackendError(f"{name} failed with cuBLAS status {status} while recording a CUDA graph")
+
+
 def _cublas():
     try:
         from cupy_backends.cuda.libs import cublas  # noqa: PLC0415 - GPU only
@@ -119,16 +186,14 @@ def _nothing_to_multiply(out, args: dict, beta: float) -> bool:
 
 def gemm(a, b, out, trans_a=False, trans_b=False, beta=0.0, allow_tf32=True):
     """``out = op(a) @ op(b) + beta·out`` (2D, row-major, C-contiguous CuPy arrays, no temporaries)."""
-    import cupy  # noqa: PLC0415 - only reached on the GPU backend
-
     dtype = _prepare(a, b, out)
     args = gemm_args(a.shape, b.shape, out.shape, trans_a, trans_b)
     if _nothing_to_multiply(out, args, beta):
         return out
     one, scale = _scalars(dtype, beta)
     kind = CUDA_DATA_TYPE[dtype]
-    _cublas().gemmEx(
-        cupy.cuda.device.get_cublas_handle(), args["transa"], args["transb"], args["m"], args["n"], args["k"],
+    _call(
+        "cublasGemmEx", handle(), args["transa"], args["transb"], args["m"], args["n"], args["k"],
         one.ctypes.data, b.data.ptr, kind, args["lda"], a.data.ptr, kind, args["ldb"],
         scale.ctypes.data, out.data.ptr, kind, args["ldc"], compute_type(dtype, allow_tf32), CUBLAS_GEMM_DEFAULT)
     return out
@@ -136,18 +201,27 @@ def gemm(a, b, out, trans_a=False, trans_b=False, beta=0.0, allow_tf32=True):
 
 def gemm_strided_batched(a, b, out, trans_b=False, beta=0.0, allow_tf32=True):
     """``out[i] = a[i] @ op(b[i]) + beta·out[i]`` (3D, row-major, C-contiguous CuPy arrays)."""
-    import cupy  # noqa: PLC0415 - only reached on the GPU backend
-
     dtype = _prepare(a, b, out)
     args = gemm_strided_batched_args(a.shape, b.shape, out.shape, trans_b)
     if _nothing_to_multiply(out, args, beta):
         return out
     one, scale = _scalars(dtype, beta)
     kind = CUDA_DATA_TYPE[dtype]
-    _cublas().gemmStridedBatchedEx(
-        cupy.cuda.device.get_cublas_handle(), args["transa"], args["transb"], args["m"], args["n"], args["k"],
+    _call(
+        "cublasGemmStridedBatchedEx", handle(), args["transa"], args["transb"], args["m"], args["n"], args["k"],
         one.ctypes.data, b.data.ptr, kind, args["lda"], args["stride_a"],
         a.data.ptr, kind, args["ldb"], args["stride_b"],
         scale.ctypes.data, out.data.ptr, kind, args["ldc"], args["stride_c"],
         args["batch"], compute_type(dtype, allow_tf32), CUBLAS_GEMM_DEFAULT)
     return out
+
+
+def matmul(xp, a, b, out, trans_a=False, trans_b=False):
+    """``out = op(a) @ op(b)`` for 2D arrays on either backend: NumPy's matmul on the CPU; on the GPU one
+    direct cuBLAS call (``gemm``), which a CUDA graph can capture where ``cupy.matmul`` is refused
+    (``use_cuda_graph``). Operands that are not C-contiguous views fall back to ``cupy.matmul``."""
+    lhs, rhs = (a.T if trans_a else a), (b.T if trans_b else b)
+    if xp is np or not (a.flags.c_contiguous and b.flags.c_contiguous and out.flags.c_contiguous) \
+            or a.dtype != out.dtype or b.dtype != out.dtype:
+        return xp.matmul(lhs, rhs, out=out)
+    return gemm(a, b, out, trans_a=trans_a, trans_b=trans_b)

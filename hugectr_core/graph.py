@@ -17,6 +17,7 @@ class FanOut(Layer):
     """Internal: copy one tensor to several (backward sums the gradients)."""
 
     num_tops = None
+    cuda_graph_safe = True  # device copies and adds only
 
     def infer_shapes(self, bottom_shapes):
         return [bottom_shapes[0]] * len(self.config.top_names)

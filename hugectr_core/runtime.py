@@ -11,6 +11,7 @@ import numpy as np
 from . import backend
 from .contracts.embedding import EmbeddingConfig
 from .contracts.layer import StepContext
+from .cudagraph import NetworkGraphs
 from .comm import Comm, HostGroup
 from .enums import type_string
 from .errors import BackendError, ConfigError, GraphError
@@ -77,6 +78,7 @@ class Runtime:
             net.plan(self.memory)
         self._plan_embedding_staging()
         self._allocate()
+        self.network_graphs = NetworkGraphs(self.xp, solver.use_cuda_graph, self._layers_not_graph_safe())
         self.dense_frozen = False
         self.step = 0
 
@@ -316,8 +318,9 @@ class Runtime:
         ctx = self.context(True, self.batch_train, batch.size)
         self._load_batch(net, batch, self.batch_train)
         self._embed(net, ctx)
-        net.forward(ctx, self.params)
-        net.backward(ctx, self.params, self.param_grads)
+        # the graph key: the host values a layer may read that change between steps
+        key = (ctx.current_batchsize, ctx.global_batchsize, ctx.scaler)
+        self.network_graphs.run(key, lambda: self._network_step(net, ctx))
         loss = net.loss_value(self.xp)
         self.dense.gradients_fp32()
         loss = self._regularize(loss, ctx)
@@ -328,6 +331,15 @@ class Runtime:
             self.dense.update(lr, self.step, ctx.scaler)
         self._embedding_backward(net, ctx, lr)
         return loss
+
+    def _network_step(self, net: Network, ctx) -> None:
+        net.forward(ctx, self.params)
+        net.backward(ctx, self.params, self.param_grads)
+
+    def _layers_not_graph_safe(self) -> list:
+        """The layers that run and cannot be recorded in a CUDA graph, as 'name (type)'."""
+        return [f"{node.layer.name} ({node.layer.type_name})" for node in self.graph.nodes
+                if not node.layer.aliases_bottom and not node.layer.cuda_graph_safe]
 
     def _regularize(self, loss, ctx):
         """L1/L2 on every dense weight (formats.md 3.3), requested by a loss layer's use_regularizer."""

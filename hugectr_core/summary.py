@@ -156,6 +156,7 @@ def render_summary(model) -> str:
     lines.append(f"Device memory: {format_bytes(free)} {where} of {format_bytes(total)}")
     fits, why = check_fits(model)
     lines.append(("OK: " if fits else "WARNING: ") + why)
+    lines.append(f"Training step: {rt.network_graphs.describe()}")
     lines.append(rule)
     return "\n".join(lines)
 

@@ -74,3 +74,52 @@ def test_empty_products_need_no_gemm_and_keep_beta_c(beta):
     assert cublas._nothing_to_multiply(np.empty((0, 3)), cublas.gemm_args((0, 4), (4, 3), (0, 3)), beta)
     assert cublas._nothing_to_multiply(np.empty((0, 2, 3)), {"batch": 0, "k": 4}, beta)
     assert not cublas._nothing_to_multiply(out, cublas.gemm_args((2, 4), (4, 3), (2, 3)), beta)
+
+
+class _DeviceArray:
+    """A NumPy array dressed as a CuPy one (``.data.ptr``): enough for the argument path of ``gemm``."""
+
+    def __init__(self, array):
+        self.array = array
+        self.dtype, self.shape, self.flags, self.size = array.dtype, array.shape, array.flags, array.size
+        self.data = type("Memory", (), {"ptr": array.ctypes.data})()
+
+
+class _FakeLibcublas:
+    def __init__(self, status):
+        self.status, self.calls = status, []
+
+    def __getattr__(self, name):
+        def call(*args):
+            self.calls.append((name, args))
+            return self.status
+        return call
+
+
+@pytest.mark.parametrize("batched", [False, True])
+def test_while_recording_gemms_go_to_libcublas_itself_with_the_full_argument_list(monkeypatch, batched):
+    """CuPy refuses its cuBLAS wrappers while a CUDA graph records: the C functions take the same arguments."""
+    lib = _FakeLibcublas(status=0)
+    monkeypatch.setattr(cublas, "_recording", lambda: True)
+    monkeypatch.setattr(cublas, "handle", lambda: 7)
+    monkeypatch.setattr(cublas, "_c_api", lambda: lib)
+    monkeypatch.setattr(cublas, "compute_type", lambda dtype, allow_tf32=True: cublas.CUBLAS_COMPUTE_32F)
+    shape_a, shape_b, shape_out = ((2, 3, 4), (2, 4, 5), (2, 3, 5)) if batched else ((3, 4), (4, 5), (3, 5))
+    a, b, out = (_DeviceArray(np.ones(s, np.float32)) for s in (shape_a, shape_b, shape_out))
+    (cublas.gemm_strided_batched if batched else cublas.gemm)(a, b, out)
+    name, args = lib.calls[0]
+    assert name == ("cublasGemmStridedBatchedEx" if batched else "cublasGemmEx")
+    assert len(args) == len(cublas._C_SIGNATURES[name]) and args[0] == 7
+    lib.status = 13  # CUBLAS_STATUS_EXECUTION_FAILED
+    with pytest.raises(BackendError, match=f"{name} failed with cuBLAS status 13 while recording"):
+        (cublas.gemm_strided_batched if batched else cublas.gemm)(a, b, out)
+
+
+@pytest.mark.parametrize("trans_a, trans_b", [(False, False), (True, False), (False, True)])
+def test_matmul_on_numpy_applies_the_transposes(trans_a, trans_b):
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((4, 3) if trans_a else (3, 4))
+    b = rng.standard_normal((5, 4) if trans_b else (4, 5))
+    out = np.empty((3, 5))
+    cublas.matmul(np, a, b, out, trans_a=trans_a, trans_b=trans_b)
+    np.testing.assert_allclose(out, (a.T if trans_a else a) @ (b.T if trans_b else b))

@@ -110,6 +110,12 @@ class Layer:
     num_tops: int | None = 1
     aliases_bottom: bool = False
     supports_fp16: bool = True  # False for layers HugeCTR does not allow under use_mixed_precision
+    # True when forward and backward can be recorded in a CUDA graph and replayed (use_cuda_graph):
+    # device work on the current stream only, no host read of device data, no cupy.matmul (use
+    # hugectr_core.cublas.matmul), and no host value that changes between steps other than the
+    # context's row counts and loss scale. Off unless a layer says so: a replay re-runs the recorded
+    # kernels with their recorded arguments.
+    cuda_graph_safe: bool = False
 
     def __init__(self, config: LayerConfig):
         self.config = config

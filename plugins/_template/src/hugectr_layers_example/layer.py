@@ -37,6 +37,10 @@ class Swish(Layer):
                                      bottom_names=["fc1"], top_names=["swish1"]))
     """
 
+    # forward and backward only launch kernels on the current stream: use_cuda_graph may record and replay
+    # them (docs/plugins.md says what a layer must not do to claim this)
+    cuda_graph_safe = True
+
     def validate_args(self) -> None:
         # Layers check their hyper-parameters here and raise self.error(...) naming the bad one.
         # Swish has none; DenseLayer fills every HugeCTR keyword with its default, so nothing to refuse.

@@ -11,6 +11,8 @@ from ._dispatch import ops_for
 class ElementwiseLayer(Layer):
     """A one-in, one-out layer whose top has the bottom's shape."""
 
+    cuda_graph_safe = True  # device work only: recorded and replayed by use_cuda_graph
+
     def infer_shapes(self, bottom_shapes):
         return [tuple(bottom_shapes[0])]
 

@@ -1,7 +1,7 @@
 """InnerProduct: ``y = x @ W + b`` on the last axis (formats.md 1.9.1, initialisers 3.6)."""
 from __future__ import annotations
 
-from hugectr_core import initializers
+from hugectr_core import cublas, initializers
 from hugectr_core.contracts.layer import Layer, ParamSpec, WorkspaceSpec
 
 from ._common import init_name, leading_rows, ops_for, rows
@@ -24,6 +24,8 @@ class InnerProduct(Layer):
         >>> [s.shape for s in fc.param_specs([(8, 3)])]
         [(3, 4), (1, 4)]
     """
+
+    cuda_graph_safe = True  # device work only: recorded and replayed by use_cuda_graph
 
     def validate_args(self) -> None:
         n = self.args.get("num_output")
@@ -80,4 +82,4 @@ class InnerProduct(Layer):
         ones.fill(1)  # M writes: cheaper than tracking whether this buffer was filled already
         ops.bias_grad(dy_mn, param_grads[1], ones)
         if bottom_grads[0] is not None:
-            xp.matmul(dy_mn, weight.T, out=rows(bottom_grads[0], x.shape[-1]))
+            cublas.matmul(xp, dy_mn, weight, rows(bottom_grads[0], x.shape[-1]), trans_b=True)

@@ -69,7 +69,7 @@ def linear_fwd(x_mk, w_kn, bias_n, relu: bool, y_mn):
 
     if epilogue.linear(x_mk, w_kn, bias_n, relu, y_mn):
         return y_mn
-    cupy.matmul(x_mk, w_kn, out=y_mn)
+    cublas.matmul(cupy, x_mk, w_kn, y_mn)
     if bias_n is not None or relu:
         bias_act_fwd(y_mn, bias_n, relu)
     return y_mn
@@ -97,7 +97,7 @@ def bias_grad(dy_mn, out_n, ones_m=None):
             raise BackendError(f"bias_grad: ones vector has {ones_m.size} elements, dy has {m} rows")
         import cupy  # noqa: PLC0415 - only reached on the GPU backend
 
-        cupy.matmul(ones_m.reshape(1, m), dy_mn, out=out_n.reshape(1, n))
+        cublas.matmul(cupy, ones_m.reshape(1, m), dy_mn, out_n.reshape(1, n))
         return out_n
     dtype = _check(dy_mn, out_n)
     cols = tile_cols(n)  # narrow outputs: more row lanes per column

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hugectr_core import initializers
+from hugectr_core import cublas, initializers
 from hugectr_core.contracts.layer import Layer, ParamSpec, WorkspaceSpec
 
 from ._common import activation_name, bias_partial_rows, init_name, leading_rows, ops_for, partials_view, rows
@@ -39,6 +39,8 @@ class MLP(Layer):
         >>> [s.shape for s in mlp.param_specs([(16, 3)])]
         [(3, 8), (1, 8), (8, 4), (1, 4)]
     """
+
+    cuda_graph_safe = True  # device work only: recorded and replayed by use_cuda_graph
 
     num_bottoms = None  # arity checked in validate_args, to explain the unsupported second bottom
 
@@ -186,9 +188,9 @@ class MLP(Layer):
                 ops.bias_grad(dy, dbias, ones)
             ops.weight_grad(inputs[i], dy, dweight)
             if i > 0:
-                dy = xp.matmul(dy, weights[i][0].T, out=ws[f"grad{i - 1}"])
+                dy = cublas.matmul(xp, dy, weights[i][0], ws[f"grad{i - 1}"], trans_b=True)
             elif bottom_grads[0] is not None:
-                xp.matmul(dy, weights[0][0].T, out=rows(bottom_grads[0], x.shape[-1]))
+                cublas.matmul(xp, dy, weights[0][0], rows(bottom_grads[0], x.shape[-1]), trans_b=True)
 
     def _bias_partials(self, ws, dy, width: int):
         """The (P, width) scratch of the fused bias gradient, a view into ``ws["bias_partials"]``."""

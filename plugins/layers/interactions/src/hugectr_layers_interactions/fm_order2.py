@@ -17,6 +17,8 @@ class FmOrder2(Layer):
         [(8, 4)]
     """
 
+    cuda_graph_safe = True  # device work only: recorded and replayed by use_cuda_graph
+
     def validate_args(self) -> None:
         self.out_dim = int(self.args.get("out_dim") or 0)
         if self.out_dim < 1:

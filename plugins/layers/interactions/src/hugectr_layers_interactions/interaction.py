@@ -23,6 +23,8 @@ class Interaction(Layer):
         [(32, 368)]
     """
 
+    cuda_graph_safe = True  # device work only: recorded and replayed by use_cuda_graph
+
     num_bottoms = 2
     num_tops = None
 

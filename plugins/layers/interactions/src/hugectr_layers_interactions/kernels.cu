@@ -81,6 +81,24 @@ __device__ __forceinline__ void load4(const double* p, double& a, double& b, dou
   a = lo.x; b = lo.y; c = hi.x; e = hi.y;
 }
 
+// The gradient of rows r0..r0+3 of T = [mlp; emb] at column e of sample b: row 0 is the MLP input (plus
+// the pass-through part of the output gradient, g[e]), row r > 0 is embedding r - 1; rows >= V do not exist.
+template <typename T, typename A>
+__device__ __forceinline__ void store_interaction_grad4(A acc0, A acc1, A acc2, A acc3, int r0, int V, int F,
+                                                        int d, long long b, int e, const T* g, T* grad_mlp_bd,
+                                                        T* grad_emb_bfd) {
+  const A acc[4] = {acc0, acc1, acc2, acc3};
+#pragma unroll
+  for (int q = 0; q < 4; ++q) {
+    const int r = r0 + q;
+    if (r == 0) {
+      hctr_store(grad_mlp_bd, b * d + e, hctr_load(g, e) + acc[q]);
+    } else if (r < V) {
+      hctr_store(grad_emb_bfd, (b * F + (r - 1)) * (long long)d + e, acc[q]);
+    }
+  }
+}
+
 // Interaction backward in one kernel, one BLOCK per sample (grid-stride over samples; blockDim.x a
 // multiple of 32; dynamic shared memory V*VP*sizeof(acc_t<T>), VP = V rounded up to a multiple of 4).
 // With S the symmetric V x V pair-gradient matrix (S[i][j] = S[j][i] = g(pair max(i,j), min(i,j)),
@@ -126,16 +144,7 @@ __global__ void interaction_bwd(const T* __restrict__ mlp_bd, const T* __restric
           acc2 += s2 * t;
           acc3 += s3 * t;
         }
-        const A acc[4] = {acc0, acc1, acc2, acc3};
-#pragma unroll
-        for (int q = 0; q < 4; ++q) {
-          const int r = r0 + q;
-          if (r == 0) {
-            hctr_store(grad_mlp_bd, b * d + e, hctr_load(g, e) + acc[q]);
-          } else if (r < V) {
-            hctr_store(grad_emb_bfd, (b * F + (r - 1)) * (long long)d + e, acc[q]);
-          }
-        }
+        store_interaction_grad4(acc0, acc1, acc2, acc3, r0, V, F, d, b, e, g, grad_mlp_bd, grad_emb_bfd);
       }
     }
   }
@@ -194,16 +203,7 @@ __global__ void interaction_bwd_v32(const T* __restrict__ mlp_bd, const T* __res
             acc3 += s3 * t[j];
           }
         }
-        const A acc[4] = {acc0, acc1, acc2, acc3};
-#pragma unroll
-        for (int q = 0; q < 4; ++q) {
-          const int r = r0 + q;
-          if (r == 0) {
-            hctr_store(grad_mlp_bd, b * d + e, hctr_load(g, e) + acc[q]);
-          } else if (r < V) {
-            hctr_store(grad_emb_bfd, (b * F + (r - 1)) * (long long)d + e, acc[q]);
-          }
-        }
+        store_interaction_grad4(acc0, acc1, acc2, acc3, r0, V, F, d, b, e, g, grad_mlp_bd, grad_emb_bfd);
       }
     }
   }

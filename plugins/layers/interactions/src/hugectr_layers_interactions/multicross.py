@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 
-from hugectr_core import initializers
+from hugectr_core import cublas, initializers
 from hugectr_core.contracts import Layer, ParamSpec, WorkspaceSpec
 from hugectr_core.enums import type_string
 
@@ -28,6 +28,8 @@ class MultiCross(Layer):
         >>> [p.shape for p in layer.param_specs([(8, 10)])]
         [(10, 4), (4, 10), (1, 10), (10, 4), (4, 10), (1, 10)]
     """
+
+    cuda_graph_safe = True  # device work only: recorded and replayed by use_cuda_graph
 
     def validate_args(self) -> None:
         self.num_layers = int(self.args.get("num_layers") or 0)
@@ -113,8 +115,8 @@ class MultiCross(Layer):
             out = inputs[l + 1] if l + 1 < self.num_layers else tops[0]
             if self.is_v2:
                 u, v, bias = self._layer_params(params, l)
-                xp.matmul(xl, u, out=ws["xu"][l])
-                xp.matmul(ws["xu"][l], v, out=out)
+                cublas.matmul(xp, xl, u, ws["xu"][l])
+                cublas.matmul(xp, ws["xu"][l], v, out)
                 kernels.multicross_v2_fwd_elem(x0, xl, bias, out, out)
             else:
                 w, bias = self._layer_params(params, l)
@@ -140,7 +142,7 @@ class MultiCross(Layer):
         ops(xp).multicross_bwd_layer(x0, w, ws["dot"][l], grad_out, ws["grad_x0"], grad_in, ws["ddot"])
         # Column reductions over the batch as GEMVs (cuBLAS on CuPy): dw = ddotᵀ·x_l, db = 1ᵀ·g,
         # the bias sum in exact fp32 products even under TF32 (it is a plain sum of the gradient).
-        xp.matmul(ws["ddot"].T, xl, out=grad_w)
+        cublas.matmul(xp, ws["ddot"], xl, grad_w, trans_a=True)
         ones = ws["ones"]
         ones.fill(1)
         ops(xp).batched_gemm(ones[None], grad_out[None], grad_b[None], allow_tf32=False)
@@ -149,11 +151,11 @@ class MultiCross(Layer):
     def _backward_v2(xp, x0, xl, grad_out, grad_in, layer_params, layer_grads, ws, l):
         (u, v, bias), (grad_u, grad_v, grad_b) = layer_params, layer_grads
         xu, h, dh = ws["xu"][l], ws["h"], grad_in  # grad_in holds dh until it is overwritten below
-        xp.matmul(xu, v, out=h)  # recompute (x_l U) V instead of keeping it per layer
+        cublas.matmul(xp, xu, v, h)  # recompute (x_l U) V instead of keeping it per layer
         ops(xp).multicross_v2_bwd_elem(x0, bias, h, grad_out, ws["grad_x0"], dh)
         xp.sum(dh, axis=0, keepdims=True, out=grad_b)
-        xp.matmul(xu.T, dh, out=grad_v)
-        xp.matmul(dh, v.T, out=ws["dxu"])
-        xp.matmul(xl.T, ws["dxu"], out=grad_u)
-        xp.matmul(ws["dxu"], u.T, out=grad_in)
+        cublas.matmul(xp, xu, dh, grad_v, trans_a=True)
+        cublas.matmul(xp, dh, v, ws["dxu"], trans_b=True)
+        cublas.matmul(xp, xl, ws["dxu"], grad_u, trans_a=True)
+        cublas.matmul(xp, ws["dxu"], u, grad_in, trans_b=True)
         xp.add(grad_in, grad_out, out=grad_in)

@@ -21,6 +21,8 @@ class WeightMultiply(Layer):
         ([(8, 12)], [(3, 4)])
     """
 
+    cuda_graph_safe = True  # device work only: recorded and replayed by use_cuda_graph
+
     def validate_args(self) -> None:
         dims = self.args.get("weight_dims") or []
         try:

@@ -24,6 +24,8 @@ class RegularizedLoss(LossLayer):
     declared, only one is used (a few bytes per row).
     """
 
+    cuda_graph_safe = True  # device work only: recorded and replayed by use_cuda_graph
+
     def validate_args(self) -> None:
         self.use_regularizer = bool(self.args.get("use_regularizer", False))
         self.regularizer_type = type_string(self.args.get("regularizer_type", "L1"))

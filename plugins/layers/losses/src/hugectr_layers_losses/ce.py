@@ -73,6 +73,8 @@ class MultiCrossEntropyLoss(RegularizedLoss):
         {'target_weight': [1.0, 0.5]}
     """
 
+    cuda_graph_safe = False  # a host copy of the target weights per step
+
     supports_fp16 = False
 
     def validate_args(self) -> None:

@@ -35,6 +35,8 @@ def scale_shift_init(init_type, default_value: float, width: int):
 class _Normalization(Layer):
     """Shared argument checks and JSON of BatchNorm and LayerNorm."""
 
+    cuda_graph_safe = True  # device work only: recorded and replayed by use_cuda_graph
+
     json_key = ""
 
     def validate_args(self) -> None:

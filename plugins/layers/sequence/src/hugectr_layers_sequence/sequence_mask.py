@@ -21,6 +21,8 @@ class SequenceMask(Layer):
         [(4, 1, 5, 7)]
     """
 
+    cuda_graph_safe = True  # device work only: recorded and replayed by use_cuda_graph
+
     num_bottoms = 2
 
     def validate_args(self) -> None:

@@ -28,6 +28,8 @@ class Softmax(Layer):
         {'factor': 0.125}
     """
 
+    cuda_graph_safe = True  # device work only: recorded and replayed by use_cuda_graph
+
     num_bottoms = None
     min_bottoms = 1
 

@@ -21,6 +21,8 @@ class Cast(Layer):
         ([<class 'numpy.float16'>], [<class 'numpy.float32'>])
     """
 
+    cuda_graph_safe = True  # device work only: recorded and replayed by use_cuda_graph
+
     def infer_shapes(self, bottom_shapes):
         return [tuple(bottom_shapes[0])]
 

@@ -23,6 +23,8 @@ class Concat(Layer):
         [(4, 8)]
     """
 
+    cuda_graph_safe = True  # device work only: recorded and replayed by use_cuda_graph
+
     num_bottoms = None
     min_bottoms = 2
 

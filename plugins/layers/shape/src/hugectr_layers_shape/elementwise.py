@@ -13,6 +13,8 @@ class ReduceSum(Layer):
         [(4, 3, 1)]
     """
 
+    cuda_graph_safe = True  # device work only: recorded and replayed by use_cuda_graph
+
     def validate_args(self) -> None:
         self.axis = int(self.args.get("axis", 1))
         if self.axis < 0:
@@ -44,6 +46,8 @@ class Add(Layer):
         >>> make_layer("Add", ["a", "b", "c"], ["s"]).infer_shapes([(4, 3)] * 3)
         [(4, 3)]
     """
+
+    cuda_graph_safe = True  # device work only: recorded and replayed by use_cuda_graph
 
     num_bottoms = None
     min_bottoms = 2

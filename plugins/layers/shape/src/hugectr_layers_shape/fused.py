@@ -35,6 +35,8 @@ class FusedReshapeConcat(Layer):
         [(8, 7), (4, 7)]
     """
 
+    cuda_graph_safe = True  # device work only: recorded and replayed by use_cuda_graph
+
     num_bottoms = None
     num_tops = 2
     supports_fp16 = False
@@ -68,6 +70,8 @@ class FusedReshapeConcatGeneral(Layer):
         >>> make_layer("FusedReshapeConcatGeneral", ["a", "b"], ["y"]).infer_shapes([(4, 3, 2), (4, 3, 5)])
         [(12, 7)]
     """
+
+    cuda_graph_safe = True  # device work only: recorded and replayed by use_cuda_graph
 
     num_bottoms = None
     supports_fp16 = False

@@ -28,6 +28,8 @@ class Reshape(Layer):
         [(4, 4)]
     """
 
+    cuda_graph_safe = True  # device work only: recorded and replayed by use_cuda_graph
+
     def validate_args(self) -> None:
         args = self.args
         self.leading_dim = int(args.get("leading_dim") or 0)

@@ -20,6 +20,8 @@ class Scale(Layer):
         [(12, 5)]
     """
 
+    cuda_graph_safe = True  # device work only: recorded and replayed by use_cuda_graph
+
     supports_fp16 = False
 
     def validate_args(self) -> None:

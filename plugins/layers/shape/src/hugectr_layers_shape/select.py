@@ -21,6 +21,8 @@ class Select(Layer):
         [(8, 2, 4)]
     """
 
+    cuda_graph_safe = True  # device work only: recorded and replayed by use_cuda_graph
+
     index_arg = "index"
 
     def _read_dim(self) -> int:

@@ -20,6 +20,8 @@ class Slice(Layer):
         [(8, 3), (8, 3)]
     """
 
+    cuda_graph_safe = True  # device work only: recorded and replayed by use_cuda_graph
+
     num_tops = None
 
     def validate_args(self) -> None:
