@@ -1,7 +1,11 @@
 """CrossEntropyLoss (2-class softmax) and MultiCrossEntropyLoss (weighted multi-label sigmoid) (formats.md 3.3)."""
 from __future__ import annotations
 
+import functools
+
 import numpy as np
+
+from hugectr_core.backend import is_numpy
 
 from .bce import RegularizedLoss, _ops
 
@@ -73,8 +77,6 @@ class MultiCrossEntropyLoss(RegularizedLoss):
         {'target_weight': [1.0, 0.5]}
     """
 
-    cuda_graph_safe = False  # a host copy of the target weights per step
-
     supports_fp16 = False
 
     def validate_args(self) -> None:
@@ -107,7 +109,12 @@ class MultiCrossEntropyLoss(RegularizedLoss):
         return self._loss_workspaces(bottom_shapes[0])
 
     def _weight_array(self, xp, logits):
-        return xp.asarray(np.asarray(self._weights(logits.shape[1]), dtype=logits.dtype))
+        weights = tuple(self._weights(logits.shape[1]))
+        if is_numpy(xp):
+            return np.asarray(weights, dtype=logits.dtype)
+        # copied to the device once per (weights, dtype, device), not every step: a CUDA graph replays
+        # no host-to-device copy of a host list
+        return _device_weights(weights, np.dtype(logits.dtype).str, xp.cuda.Device().id)
 
     def forward(self, ctx, bottoms, tops, params, ws):
         logits, label = bottoms
@@ -126,3 +133,11 @@ class MultiCrossEntropyLoss(RegularizedLoss):
     def predict(self, xp, logits):
         """σ(logits), (B, L)."""
         return _ops(xp).sigmoid(logits)
+
+
+@functools.lru_cache(maxsize=64)
+def _device_weights(weights: tuple, dtype: str, device_id: int):
+    import cupy  # noqa: PLC0415 - only reached on the GPU backend
+
+    with cupy.cuda.Device(device_id):
+        return cupy.asarray(np.asarray(weights, dtype=dtype))
