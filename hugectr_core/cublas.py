@@ -18,6 +18,7 @@ Example:
 from __future__ import annotations
 
 import ctypes
+import re
 
 import numpy as np
 
@@ -81,7 +82,7 @@ def compute_type(dtype, allow_tf32: bool = True) -> int:
 
 
 _BOUND_HANDLES: dict = {}  # device id -> CuPy's cuBLAS handle, as last bound to a stream here
-_C_API = []  # libcublas through ctypes, loaded on the first recording
+_C_API = []  # libcublas through ctypes, loaded before the first recording
 _C_INT, _C_PTR, _C_LL = ctypes.c_int, ctypes.c_void_p, ctypes.c_longlong
 _C_SIGNATURES = {  # cublas_api.h
     "cublasGemmEx": [_C_PTR, _C_INT, _C_INT, _C_INT, _C_INT, _C_INT, _C_PTR, _C_PTR, _C_INT, _C_INT, _C_PTR, _C_INT,
@@ -99,21 +100,27 @@ def _recording() -> bool:
 
 
 def handle():
-    """CuPy's cuBLAS handle of the current device, bound to the current stream. While a CUDA graph records
-    (``use_cuda_graph``) CuPy refuses to bind it, so the recorder binds it to the recording stream just
-    before (``bind_handle``) and the bound handle is used as it is."""
+    """CuPy's cuBLAS handle of the current device. While a CUDA graph records (``use_cuda_graph``) CuPy refuses
+    to bind it to the stream, so the recorder binds it to the recording stream just before (``prepare_recording``)
+    and the bound handle is used as it is."""
     import cupy  # noqa: PLC0415 - GPU only
 
     if _recording():
         return _BOUND_HANDLES[cupy.cuda.Device().id]
-    return bind_handle()
+    return cupy.cuda.device.get_cublas_handle()  # CuPy's wrapper binds it to the current stream
 
 
-def bind_handle():
-    """Bind this device's cuBLAS handle to the current stream (outside a recording) and return it."""
+def prepare_recording():
+    """Ready this device's cuBLAS for a CUDA graph about to record on the current stream: bind CuPy's handle
+    to that stream and load libcublas itself (``_c_api``). ``get_cublas_handle`` alone binds nothing
+    (CuPy's wrappers set the stream at each call), and a handle left on the compute stream would run the
+    recording's GEMMs there, at once, outside the graph. Returns the handle."""
     import cupy  # noqa: PLC0415 - GPU only
 
-    bound = _BOUND_HANDLES[cupy.cuda.Device().id] = cupy.cuda.device.get_cublas_handle()
+    bound = cupy.cuda.device.get_cublas_handle()
+    _cublas().setStream(bound, cupy.cuda.get_current_stream().ptr)  # refused only once the stream records
+    _c_api()
+    _BOUND_HANDLES[cupy.cuda.Device().id] = bound
     return bound
 
 
@@ -121,16 +128,28 @@ def _c_api():
     """libcublas itself (the copy CuPy loaded), through ctypes: CuPy's wrappers refuse every cuBLAS call
     while a stream records a CUDA graph, where cuBLAS itself records fine on a handle bound beforehand."""
     if not _C_API:
-        _cublas()  # CuPy's module loads libcublas into the process
+        import cupy  # noqa: PLC0415 - GPU only
+
+        version = _cublas().getVersion(cupy.cuda.device.get_cublas_handle())  # CuPy's module loads libcublas
         with open("/proc/self/maps") as maps:
-            paths = [line.split()[-1] for line in maps if "/libcublas.so" in line]
-        if not paths:
-            raise BackendError("use_cuda_graph: libcublas is not loaded in this process; cannot record GEMMs")
-        lib = ctypes.CDLL(paths[0])
+            lib = ctypes.CDLL(libcublas_path(maps, version))
         for name, argtypes in _C_SIGNATURES.items():
             getattr(lib, name).argtypes, getattr(lib, name).restype = argtypes, ctypes.c_int
         _C_API.append(lib)
     return _C_API[0]
+
+
+def libcublas_path(mapped_lines, version: int) -> str:
+    """The file of the libcublas that CuPy uses, among the libraries mapped into this process (lines of
+    /proc/self/maps): the one of CuPy's major version. Another copy (say torch's, of another CUDA) would not
+    know CuPy's handle, so none or several candidates is an error, and the graphs stay off."""
+    major = version // 10000 if version >= 100000 else version // 1000  # CUBLAS_VERSION: 12+ vs 11 layout
+    pattern = re.compile(rf"/libcublas\.so\.{major}(\.[0-9.]*)?$")
+    paths = sorted({line.split()[-1] for line in mapped_lines if pattern.search(line.rstrip())})
+    if len(paths) != 1:
+        raise BackendError(f"use_cuda_graph: found {len(paths)} copies of libcublas {major} in this process "
+                           f"({', '.join(paths) or 'none'}), need exactly one to record GEMMs")
+    return paths[0]
 
 
 def _call(name: str, *args) -> None:

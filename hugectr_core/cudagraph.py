@@ -97,20 +97,28 @@ class NetworkGraphs:
             self._pool = xp.cuda.MemoryPool()  # temporaries the graphs keep using: never handed to others
         graph, error = None, None
         with xp.cuda.using_allocator(self._pool.malloc), self._stream:
-            cublas.bind_handle()  # CuPy refuses to bind cuBLAS to a stream once it records
-            self._stream.begin_capture()
             try:
-                network_step()
-            except Exception as err:  # noqa: BLE001 - any failure means: not recordable, run eagerly
+                cublas.prepare_recording()  # CuPy refuses to bind cuBLAS to a stream once it records
+            except Exception as err:  # noqa: BLE001 - no GEMM can be recorded: run eagerly
                 error = err
-            finally:
-                graph, error = self._end_capture(error)
+            if error is None:
+                graph, error = self._capture(network_step)
         if error is not None:
             self.why_eager = f"recording failed: {type(error).__name__}: {error}"
             log.warning("use_cuda_graph: the network could not be recorded in a CUDA graph (%s: %s); "
                         "it runs eagerly", type(error).__name__, error)
             return None
         return graph
+
+    def _capture(self, network_step):
+        """(graph, None), or (None, the error) when the step could not be captured."""
+        self._stream.begin_capture()
+        error = None
+        try:
+            network_step()
+        except Exception as err:  # noqa: BLE001 - any failure means: not recordable, run eagerly
+            error = err
+        return self._end_capture(error)
 
     def _end_capture(self, error):
         try:

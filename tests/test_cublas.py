@@ -1,6 +1,9 @@
 """hugectr_core.cublas: the cuBLAS argument mappings, checked on the CPU against a column-major
 emulation of cublasGemmEx / cublasGemmStridedBatchedEx (hugectr_core.testing.cublas_emulation). The
 calls themselves run in the plugins' GPU tests (dense weight gradients, Interaction GEMMs)."""
+import sys
+import types
+
 import numpy as np
 import pytest
 
@@ -123,3 +126,50 @@ def test_matmul_on_numpy_applies_the_transposes(trans_a, trans_b):
     out = np.empty((3, 5))
     cublas.matmul(np, a, b, out, trans_a=trans_a, trans_b=trans_b)
     np.testing.assert_allclose(out, (a.T if trans_a else a) @ (b.T if trans_b else b))
+
+
+class _FakeStream:
+    def __init__(self, ptr):
+        self.ptr = ptr
+
+
+def _fake_cupy(stream_ptr, device_id=0, handle=41):
+    """Just the corner of CuPy that ``bind_handle`` touches: the current device, stream and cuBLAS handle."""
+    cuda = types.SimpleNamespace(
+        Device=lambda: types.SimpleNamespace(id=device_id),
+        get_current_stream=lambda: _FakeStream(stream_ptr),
+        device=types.SimpleNamespace(get_cublas_handle=lambda: handle))
+    return types.SimpleNamespace(cuda=cuda)
+
+
+def test_prepare_recording_binds_the_handle_to_the_recording_stream(monkeypatch):
+    """CuPy's ``get_cublas_handle`` binds no stream; a handle left on the compute stream would run the
+    recording's GEMMs there at once, outside the graph. So the recorder's preparation sets the stream."""
+    bound, loaded = [], []
+    monkeypatch.setitem(sys.modules, "cupy", _fake_cupy(stream_ptr=0xCAFE))
+    monkeypatch.setattr(cublas, "_cublas", lambda: types.SimpleNamespace(setStream=lambda h, s: bound.append((h, s))))
+    monkeypatch.setattr(cublas, "_c_api", lambda: loaded.append(True))
+    monkeypatch.setattr(cublas, "_BOUND_HANDLES", {})
+    assert cublas.prepare_recording() == 41
+    assert bound == [(41, 0xCAFE)] and loaded == [True]  # libcublas is loaded before the capture, not in it
+    monkeypatch.setattr(cublas, "_recording", lambda: True)
+    assert cublas.handle() == 41  # while recording: the handle bound before, with no CuPy call
+    assert bound == [(41, 0xCAFE)]
+
+
+
+_MAPS = """7f00-7f01 r-xp 00000000 08:01 11 /usr/lib/libcublas.so.13.1.0.3
+7f02-7f03 r--p 00010000 08:01 11 /usr/lib/libcublas.so.13.1.0.3
+7f04-7f05 r-xp 00000000 08:01 12 /site/nvidia/cublas/lib/libcublas.so.12
+7f06-7f07 r-xp 00000000 08:01 13 /usr/lib/libcublasLt.so.13.1.0.3
+""".splitlines(keepends=True)
+
+
+def test_libcublas_path_is_the_copy_of_cupys_major_version():
+    assert cublas.libcublas_path(_MAPS, version=130100) == "/usr/lib/libcublas.so.13.1.0.3"
+    assert cublas.libcublas_path(_MAPS, version=120205) == "/site/nvidia/cublas/lib/libcublas.so.12"
+    with pytest.raises(BackendError, match="found 0 copies of libcublas 11 in this process"):
+        cublas.libcublas_path(_MAPS, version=11401)  # CUDA 11 numbering: major * 1000 + ...
+    twice = _MAPS + ["7f08-7f09 r-xp 00000000 08:01 14 /opt/other/libcublas.so.13\n"]
+    with pytest.raises(BackendError, match="found 2 copies of libcublas 13"):
+        cublas.libcublas_path(twice, version=130100)

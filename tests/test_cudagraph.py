@@ -12,6 +12,7 @@ import hugectr
 from hugectr_core import cudagraph
 from hugectr_core.backend import one_of_several_device_threads
 from hugectr_core.cudagraph import NetworkGraphs
+from hugectr_core.errors import BackendError
 from hugectr_core.plugins import registry
 from tests.helpers import DL, dense_model, random_batch
 
@@ -73,7 +74,7 @@ class FakeXp:
 @pytest.fixture(autouse=True)
 def no_cublas_on_the_cpu(monkeypatch):
     """The recorder binds CuPy's cuBLAS handle to its stream; the stand-in has none."""
-    monkeypatch.setattr(cudagraph.cublas, "bind_handle", lambda: None)
+    monkeypatch.setattr(cudagraph.cublas, "prepare_recording", lambda: None)
 
 
 def recorder(end_error=None, **kw):
@@ -125,6 +126,23 @@ def test_an_invalidated_capture_is_a_failed_recording_too():
     graphs.run("full", lambda: None)
     assert graphs.run("full", lambda: None) == "eager"
     assert "cudaErrorStreamCaptureInvalidated" in graphs.why_eager
+
+
+def test_a_cublas_that_cannot_be_readied_means_no_capture_and_an_eager_step(monkeypatch, caplog):
+    """Two copies of libcublas, say: the handle is not bound, nothing records, the step runs eagerly."""
+    def refuse():
+        raise BackendError("use_cuda_graph: found 2 copies of libcublas 13 in this process")
+
+    monkeypatch.setattr(cudagraph.cublas, "prepare_recording", refuse)
+    graphs, stream = recorder()
+    began = []
+    stream.begin_capture = lambda: began.append(True)
+    ran = []
+    graphs.run("full", lambda: ran.append("eager"))
+    with caplog.at_level(logging.WARNING, logger="hugectr"):
+        assert graphs.run("full", lambda: ran.append("second")) == "eager"
+    assert ran == ["eager", "second"] and not began
+    assert "found 2 copies of libcublas" in graphs.why_eager and "runs eagerly" in caplog.text
 
 
 def test_an_error_of_the_step_itself_still_reaches_the_caller():
