@@ -92,6 +92,28 @@ class Solver:
                 raise ConfigError(f"CreateSolver: unknown metric {metric!r}; use hugectr.MetricsType members")
 
 
+# Performance switches of HugeCTR's that change no result and that this engine's step does not use yet
+# (docs/performance.md); the summary names those a script turned on, so none is ignored silently.
+UNUSED_SOLVER_SWITCHES = ("use_algorithm_search", "train_intra_iteration_overlap", "train_inter_iteration_overlap",
+                          "eval_intra_iteration_overlap", "eval_inter_iteration_overlap")
+UNUSED_LAYER_SWITCHES = ("async_wgrad", "fuse_wb")  # DenseLayerComputeConfig
+
+
+def unused_switches(solver: Solver, dense_layers) -> list[str]:
+    """The switches of ``UNUSED_SOLVER_SWITCHES`` and ``UNUSED_LAYER_SWITCHES`` that are on, by name.
+
+    Example:
+        >>> unused_switches(CreateSolver(train_inter_iteration_overlap=True), [])
+        ['use_algorithm_search', 'train_inter_iteration_overlap']
+    """
+    names = [name for name in UNUSED_SOLVER_SWITCHES if getattr(solver, name)]
+    for layer in dense_layers:
+        config = layer.args.get("compute_config")
+        names += [f"{name} ({layer.top_names[0]})" for name in UNUSED_LAYER_SWITCHES
+                  if config is not None and getattr(config, name)]
+    return names
+
+
 _SOLVER_ARGS = {f.name for f in fields(Solver)}
 
 

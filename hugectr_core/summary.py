@@ -25,6 +25,7 @@ import numpy as np
 import pluggy
 
 from . import backend
+from .solver import unused_switches
 
 hookimpl = pluggy.HookimplMarker("hugectr")
 
@@ -157,6 +158,9 @@ def render_summary(model) -> str:
     fits, why = check_fits(model)
     lines.append(("OK: " if fits else "WARNING: ") + why)
     lines.append(f"Training step: {rt.network_graphs.describe()}")
+    unused = unused_switches(model.solver, model.dense_layers)
+    if unused:
+        lines.append(f"Not used by this engine yet (no result depends on them): {', '.join(unused)}")
     lines.append(rule)
     return "\n".join(lines)
 

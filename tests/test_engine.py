@@ -138,3 +138,17 @@ def test_summary_lists_layers_and_memory(capsys):
     model.compile()
     text = model.summary()
     assert "InnerProduct" in text and "(8, 3)" in text and "Memory plan" in text and "params" in text
+
+
+def test_summary_names_the_performance_switches_this_engine_does_not_use():
+    """HugeCTR's overlap and algorithm-search switches change no result; the summary says which ones a script
+    turned on and this engine does not use, rather than ignoring them silently."""
+    fast = [DL("InnerProduct", ["dense"], ["fc1"], num_output=3,
+               compute_config=hugectr.DenseLayerComputeConfig(async_wgrad=True)), *FC_LOSS[1:]]
+    model = dense_model(fast, train_intra_iteration_overlap=True, use_algorithm_search=False)
+    model.compile()
+    assert ("Not used by this engine yet (no result depends on them): train_intra_iteration_overlap, "
+            "async_wgrad (fc1)") in model.summary()
+    plain = dense_model(FC_LOSS, use_algorithm_search=False)
+    plain.compile()
+    assert "Not used by this engine" not in plain.summary()
