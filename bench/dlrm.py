@@ -105,6 +105,7 @@ def build_model(args, cards, train_file, eval_file):
         vvgpu=getattr(args, "vvgpu", [[0]]),  # bench/scaling.py trains on several GPUs
         repeat_dataset=True, seed=SEED, device=args.device, i64_input_key=False,
         use_cuda_graph=getattr(args, "cuda_graph", "on") == "on",
+        grouped_all_reduce=getattr(args, "grouped_all_reduce", False),  # bench/scaling.py --grouped-all-reduce
         enable_tf32_compute=args.precision == "tf32", use_mixed_precision=args.precision == "mixed",
         scaler=MIXED_SCALER if args.precision == "mixed" else 1.0)
     reader = hugectr.DataReaderParams(

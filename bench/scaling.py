@@ -1,7 +1,7 @@
 """Weak scaling of the dlrm-kaggle benchmark: a fixed per-GPU batch on 1, 2, 4 ... GPUs of one host.
 
     python bench/scaling.py [--per-gpu-batch 65536] [--gpus 1,2,4] [--steps 20] [--precision tf32]
-                            [--embedding LocalizedSlotSparseEmbeddingHash] [--json out.json]
+                            [--embedding LocalizedSlotSparseEmbeddingHash] [--grouped-all-reduce] [--cuda-graph on|off] [--json out.json]
     python bench/scaling.py --device cpu --small --per-gpu-batch 512 --gpus 1,2 --steps 3   # smoke run
 
 One process drives every GPU (``vvgpu=[[0, ..., n-1]]``, one thread per GPU, NCCL between them),
@@ -37,6 +37,11 @@ def parse_args(argv=None):
     p.add_argument("--small", action="store_true")
     p.add_argument("--mpi", action="store_true", help="one process per GPU (run under mpirun -np N)")
     p.add_argument("--phases", action="store_true", help="--mpi: also time each phase of rank 0's step")
+    p.add_argument("--grouped-all-reduce", action="store_true",
+                   help="CreateSolver(grouped_all_reduce=True), as HugeCTR's DLRM sample sets it with hybrid "
+                        "embedding: the frequent gradients travel in the dense all-reduce")
+    p.add_argument("--cuda-graph", choices=["on", "off"], default="on",
+                   help="CreateSolver(use_cuda_graph=...); one process per GPU (--mpi) records the network")
     p.add_argument("--json")
     return p.parse_args(argv)
 
@@ -53,7 +58,8 @@ def sync_all(model) -> None:
 
 def measure(args, gpus: int, vvgpu=None) -> dict:
     conf = argparse.Namespace(batch=args.per_gpu_batch * gpus, precision=args.precision, device=args.device,
-                              e2e_batches=1, vvgpu=vvgpu or [list(range(gpus))], embedding=args.embedding)
+                              e2e_batches=1, vvgpu=vvgpu or [list(range(gpus))], embedding=args.embedding,
+                              grouped_all_reduce=args.grouped_all_reduce, cuda_graph=args.cuda_graph)
     cards = dlrm.KAGGLE if not args.small else [min(c, dlrm.SMALL_CARD_CAP) for c in dlrm.KAGGLE]
     model = dlrm.build_model(conf, cards, "unused-train.bin", "unused-val.bin")
     batches = dlrm.host_batches(2, conf.batch, cards)
@@ -75,10 +81,12 @@ def measure(args, gpus: int, vvgpu=None) -> dict:
             resident.__exit__()
     phases = time_phases(model, batches, lr, args) if args.phases else None
     loss = float(dlrm._host(losses[0]))
+    solver, network = model.solver, model.runtime.network_graphs.describe()
     model.close()
     model.workers.close()
     return {"gpus": gpus, "global_batch": conf.batch, "step_ms": seconds * 1e3,
-            "samples_per_s": conf.batch / seconds, "loss": loss, "phases_ms": phases}
+            "samples_per_s": conf.batch / seconds, "loss": loss, "phases_ms": phases,
+            "grouped_all_reduce": solver.grouped_all_reduce, "network": network}
 
 
 def time_phases(model, batches, lr, args, steps: int = 10) -> dict:
@@ -116,6 +124,7 @@ def main_mpi(args) -> dict:
     if rank == 0:
         print(f"MPI, {size} process(es), one GPU each: {row['samples_per_s'] / 1e6:.3f} M samples/s, "
               f"step {row['step_ms']:.1f} ms, global batch {row['global_batch']}", flush=True)
+        print(f"  training step: {row['network']}; grouped_all_reduce={row['grouped_all_reduce']}", flush=True)
         for name, ms in (row["phases_ms"] or {}).items():
             # the spread over ranks: a collective's time includes waiting for the slowest rank
             spread = [p.get(name, float("nan")) for p in every_rank]

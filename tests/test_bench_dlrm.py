@@ -99,7 +99,8 @@ def test_scaling_bench_smoke_run_reports_every_worker_count(tmp_path, embedding)
     out = tmp_path / "scaling.json"
     done = subprocess.run([sys.executable, str(BENCH.parent / "scaling.py"), "--device", "cpu", "--small",
                            "--per-gpu-batch", "256", "--gpus", "1,2", "--steps", "2", "--warmup", "1",
-                           "--precision", "fp32", "--embedding", embedding, "--json", str(out)],
+                           "--precision", "fp32", "--embedding", embedding, "--json", str(out),
+                           *(["--grouped-all-reduce"] if embedding == "hybrid" else [])],
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads(out.read_text())
@@ -107,6 +108,8 @@ def test_scaling_bench_smoke_run_reports_every_worker_count(tmp_path, embedding)
     assert [r["global_batch"] for r in result["rows"]] == [256, 512]
     assert result["rows"][0]["speedup_over_one"] == pytest.approx(1.0)
     assert all(r["samples_per_s"] > 0 and math.isfinite(r["loss"]) for r in result["rows"])
+    assert all(r["grouped_all_reduce"] == (embedding == "hybrid") for r in result["rows"])
+    assert all("NumPy backend" in r["network"] for r in result["rows"])
 
 
 def test_scaling_bench_under_mpiexec_reports_each_rank_phases(tmp_path):
