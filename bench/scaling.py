@@ -1,7 +1,8 @@
 """Weak scaling of the dlrm-kaggle benchmark: a fixed per-GPU batch on 1, 2, 4 ... GPUs of one host.
 
     python bench/scaling.py [--per-gpu-batch 65536] [--gpus 1,2,4] [--steps 20] [--precision tf32]
-                            [--embedding LocalizedSlotSparseEmbeddingHash] [--grouped-all-reduce] [--cuda-graph on|off] [--json out.json]
+                            [--embedding LocalizedSlotSparseEmbeddingHash] [--grouped-all-reduce]
+                            [--cuda-graph on|off] [--json out.json]
     python bench/scaling.py --device cpu --small --per-gpu-batch 512 --gpus 1,2 --steps 3   # smoke run
 
 One process drives every GPU (``vvgpu=[[0, ..., n-1]]``, one thread per GPU, NCCL between them),
