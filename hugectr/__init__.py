@@ -14,6 +14,8 @@ from hugectr_core.errors import (BackendError, CheckpointError, ConfigError, Dat
                                  PluginError, TrainingError)
 from hugectr_core.layers_api import (DataReaderSparseParam, DenseLayer, DenseLayerComputeConfig, Input,
                                      SparseEmbedding)
+from hugectr_core.fused_path import GroupDenseLayer
+from hugectr_core.lr_scheduler import LearningRateScheduler
 from hugectr_core.model import Model
 from hugectr_core.params import (AsyncParam, CreateOptimizer, DataReaderParams, DataSourceParams,
                                  HybridEmbeddingParam, OptParamsPy)

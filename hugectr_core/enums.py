@@ -109,7 +109,7 @@ class RegistryView:
         return f"<{self._enum_name}: {', '.join(self._names())}>"
 
 
-Layer_t = RegistryView("Layer_t", "layers")
+Layer_t = RegistryView("Layer_t", "layers", builtins=("FusedInnerProduct",))  # rewritten by Model.add (fused_path)
 Embedding_t = RegistryView("Embedding_t", "embeddings")
 DataReaderType_t = RegistryView("DataReaderType_t", "readers")
 Optimizer_t = RegistryView("Optimizer_t", "optimizers")

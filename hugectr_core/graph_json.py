@@ -36,7 +36,8 @@ _BLOCKS = {
     "prelu_dice_param": {"alpha": "elu_alpha", "eps": "eps"},
     "scale_param": {"axis": "axis", "factor": "factor"},
 }
-_TOP_LEVEL = {"rate": "dropout_rate", "target_weight": "target_weight_vec"}
+_TOP_LEVEL = {"rate": "dropout_rate", "target_weight": "target_weight_vec",
+              "position": "pos_type", "activation": "act_type"}  # the last two: HugeCTR's FusedInnerProduct
 _STRUCTURE = {"type", "bottom", "top", "name"}
 
 

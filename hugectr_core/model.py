@@ -7,6 +7,7 @@ from collections import deque
 from . import backend
 from .enums import Tensor_t, type_string
 from .errors import ConfigError, GraphError, TrainingError
+from .fused_path import GroupDenseLayer, rewrite
 from .layers_api import DenseLayer, Input, SparseEmbedding
 from .lr_scheduler import LearningRateScheduler
 from .metrics import MetricAccumulator
@@ -39,6 +40,7 @@ class Model:
         self.sparse_embeddings: list[SparseEmbedding] = []
         self.dense_layers: list[DenseLayer] = []
         self.collections: list = []  # EmbeddingCollectionConfig objects (plugin hugectr-embeddings-collection)
+        self._fused_path_aliases: dict = {}  # fp16 buffer names of HugeCTR's fused path -> the tensor they follow
         self.runtime: Runtime | None = None  # this process's first worker (all workers: self.workers.items)
         self.workers: Workers | None = None
         self.lr_scheduler = LearningRateScheduler(solver.lr, solver.warmup_steps, solver.decay_start,
@@ -53,7 +55,9 @@ class Model:
 
     # -- building ------------------------------------------------------------------------------
     def add(self, item) -> None:
-        """Add an Input, a SparseEmbedding or a DenseLayer (in HugeCTR's order)."""
+        """Add an Input, a SparseEmbedding, a DenseLayer or a GroupDenseLayer (in HugeCTR's order). The fp16
+        fused-path spellings (FusedInnerProduct, GroupDenseLayer, an Interaction's gradient top) become the
+        plain layers they compute (``fused_path``)."""
         if self.runtime is not None:
             raise GraphError("Model.add after compile(): build the whole graph before compiling")
         if isinstance(item, Input):
@@ -63,12 +67,15 @@ class Model:
         elif isinstance(item, SparseEmbedding):
             self.sparse_embeddings.append(item)
         elif isinstance(item, DenseLayer):
-            self.dense_layers.append(item)
+            self.dense_layers += rewrite(item, self._fused_path_aliases)
+        elif isinstance(item, GroupDenseLayer):
+            for layer in item.layers():
+                self.dense_layers += rewrite(layer, self._fused_path_aliases)
         elif type(item).__name__ == "EmbeddingCollectionConfig":
             self.collections.append(item)
         else:
-            raise ConfigError(f"Model.add takes Input, SparseEmbedding, EmbeddingCollectionConfig or DenseLayer, "
-                              f"got {type(item).__name__}")
+            raise ConfigError(f"Model.add takes Input, SparseEmbedding, EmbeddingCollectionConfig, DenseLayer or "
+                              f"GroupDenseLayer, got {type(item).__name__}")
 
     def compile(self, loss_names=None, loss_weights=None) -> None:
         """Build the graph, infer every shape, place every buffer and initialise parameters."""
