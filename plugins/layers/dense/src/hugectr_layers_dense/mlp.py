@@ -28,8 +28,8 @@ class MLP(Layer):
     ``biases`` (per-stage list overriding it), ``weight_init_type``, ``bias_init_type``.
     Shapes (B batch, K input width): ``(B, K) -> (B, num_outputs[-1])`` (a 3D input runs on its last
     axis). Parameters in dense-file order: per stage ``W_i[in_i, out_i]``, then ``b_i[1, out_i]`` if
-    the stage has a bias. HugeCTR's optional second bottom (fp16 fusion with Interaction's
-    gradient) is not supported. Runs in float16, float32 and float64 (mixed precision allowed).
+    the stage has a bias. HugeCTR's optional second bottom (an Interaction's fp16 gradient top) is an
+    alias that ``Model.add`` resolves, so the layer itself takes one bottom. Runs in float16, float32 and float64 (mixed precision allowed).
 
     Example:
         >>> from hugectr_core.testing import make_layer
@@ -48,7 +48,8 @@ class MLP(Layer):
     def validate_args(self) -> None:
         if len(self.config.bottom_names) != 1:
             raise self.error(f"needs exactly 1 bottom tensor, got {list(self.config.bottom_names)}; HugeCTR's "
-                             "optional 2nd bottom (the fp16 fused path with Interaction) is not supported here")
+                             "optional 2nd bottom is accepted only as an Interaction's second top (an alias that "
+                             "Model.add resolves)")
         widths = list(self.args.get("num_outputs") or [])
         if not widths:
             raise self.error("num_outputs is required: pass the width of every stage, e.g. num_outputs=[512, 256]")

@@ -11,7 +11,8 @@ class Interaction(Layer):
 
     Bottoms: mlp (B, d) and emb (B, F, d). Top: (B, d + F(F+1)/2 + 1) =
     [mlp, strictly-lower triangle of T·Tᵀ in row-major order (row 1..F, col < row), 0].
-    HugeCTR's second top exists only in fp16 mixed precision, so exactly one top is accepted.
+    HugeCTR's second top (its fp16 gradient buffer) is resolved by ``Model.add`` as an alias of the first,
+    so the layer itself takes exactly one top.
     On CuPy T is never built: forward is one batched GEMM Z_ee = emb·embᵀ (the layer's workspace)
     and a gather kernel that also computes the F mlp·emb dot products; backward is one kernel
     (grad_emb = S_ee·emb + s_me·mlpᵀ, grad_mlp = g[:, :d] + embᵀ·s_me, S the symmetric pair
@@ -31,8 +32,8 @@ class Interaction(Layer):
     def validate_args(self) -> None:
         tops = list(self.config.top_names)
         if len(tops) == 2:
-            raise self.error(f"two tops {tops} are only supported by HugeCTR's fp16 mixed-precision "
-                             "Interaction; give one top name")
+            raise self.error(f"two tops {tops}: the second (HugeCTR's fp16 gradient buffer) is an alias that "
+                             "Model.add resolves (hugectr_core.fused_path); the layer itself takes one top")
         if len(tops) != 1:
             raise self.error(f"needs exactly 1 top tensor, got {len(tops)}: {tops}")
 
