@@ -13,6 +13,7 @@ OPTIMIZERS = {
     "SGD": {}, "MomentumSGD": {"momentum_factor": 0.9}, "Nesterov": {"momentum_factor": 0.9},
     "AdaGrad": {"initial_accu_value": 0.1, "epsilon": 1e-7}, "Adam-Global": {"update_type": "Global"},
     "Adam-Local": {"update_type": "Local"}, "Ftrl": {"beta": 1.0, "lambda1": 0.001, "lambda2": 0.01},
+    "RMSProp": {"beta1": 0.9, "epsilon": 1e-7},
 }
 LAYERS = [DL("Reshape", ["emb"], ["flat"], leading_dim=12), DL("Concat", ["flat", "dense"], ["x"]),
           DL("MultiCross", ["x"], ["cross"], num_layers=1), DL("InnerProduct", ["x"], ["fc1"], num_output=8),

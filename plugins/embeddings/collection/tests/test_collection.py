@@ -194,6 +194,24 @@ def test_dynamic_table_grows_past_initial_capacity_and_keeps_rows():
     assert np.all(ev_out[1] == 0) and table.used_rows() == n + 3
 
 
+def test_dynamic_table_with_rmsprop_updates_its_rows_as_hugectr():
+    """HugeCTR offers RMSProp to dynamic tables: v = beta*v + (1-beta)*g^2, w -= lr*g/(sqrt(v)+eps)."""
+    ebc = EmbeddingCollectionConfig()
+    ebc.embedding_lookup(EmbeddingTableConfig("dyn", -1, 4, opt_params_or_empty=CreateOptimizer(
+        optimizer_type="RMSProp", beta1=0.9, epsilon=1e-7)), "a", "e", "sum")
+    [emb] = expand(ebc, i64=True, a=1)
+    table = emb.parts[0].table
+    keys = np.array([5, 9, 5], np.int64)  # key 5 twice: its gradient sums to 2
+    emb.forward(ctx(), np.arange(4), keys, np.empty((3, 1, 4), np.float32))
+    before = table_dict(table)
+    emb.backward(ctx(), np.ones((3, 1, 4), np.float32), lr=0.1)
+    after = table_dict(table)
+    for key, g in ((5, 2.0), (9, 1.0)):
+        v = 0.1 * g * g
+        np.testing.assert_allclose(after[key], before[key] - 0.1 * g / (np.sqrt(v) + 1e-7), rtol=1e-6)
+        np.testing.assert_allclose(table.states[0][table.table.find(np.array([key]))], v, rtol=1e-6)
+
+
 def test_per_table_optimizer_and_lazy_global_adam():
     lazy = CreateOptimizer(optimizer_type="Adam", update_type="LazyGlobal")
     t1, t2 = EmbeddingTableConfig("lazy", 10, 2, opt_params_or_empty=lazy), EmbeddingTableConfig("sgd", 10, 2)

@@ -49,6 +49,15 @@ def expected_ftrl(w, grads, scaler, beta, l1, l2):
     return w, [n, z]
 
 
+def expected_rmsprop(w, grads, scaler, beta, eps):
+    w, v = w.astype(np.float64), np.zeros(w.shape)
+    for lr, grad in zip(LR, grads):
+        g = grad.astype(np.float64) / scaler
+        v = beta * v + (1 - beta) * g * g
+        w = w - lr * g / (np.sqrt(v) + eps)
+    return w, [v]
+
+
 def two_steps(opt, w, grads, scaler):
     states = [np.full_like(w, opt.initial_state(n)) for n in opt.state_names]
     for step, (lr, g) in enumerate(zip(LR, grads), start=1):
@@ -111,15 +120,28 @@ def test_ftrl_two_steps_match_formula(scaler, beta, l1, l2):
         opt.update(np, w, w, states, lr=0.0, step=3, scaler=1.0)
 
 
+@pytest.mark.parametrize("scaler", [1.0, 64.0])
+@pytest.mark.parametrize("beta, eps", [(0.9, 1e-7), (0.5, 1e-3)])
+def test_rmsprop_two_steps_match_formula(scaler, beta, eps):
+    """HugeCTR's rms_prop_update_grad, with beta taken from CreateOptimizer's beta1 (both default to 0.9)."""
+    w0, grads = random_case(scaler)
+    w, states = two_steps(make("RMSProp", beta1=beta, epsilon=eps), w0.copy(), grads, scaler)
+    w_ref, states_ref = expected_rmsprop(w0, grads, scaler, beta, eps)
+    np.testing.assert_allclose(w, w_ref, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(states[0], states_ref[0], rtol=1e-5, atol=1e-8)
+
+
 def test_state_names_in_file_order():
     assert make("Adam").state_names == ("m", "v")
     assert make("AdaGrad").state_names == ("accum",)
     assert make("Ftrl").state_names == ("n", "z") and not make("Ftrl").global_moves_untouched_rows
+    assert make("RMSProp").state_names == ("v",) and not make("RMSProp").global_moves_untouched_rows
     assert make("Adam").global_moves_untouched_rows and not make("AdaGrad").global_moves_untouched_rows
 
 
 @pytest.mark.parametrize("name,kw", [("Adam", {}), ("AdaGrad", {"initial_accu_value": 0.1}),
-                                     ("Ftrl", {"beta": 1.0, "lambda1": 0.01, "lambda2": 0.1})])
+                                     ("Ftrl", {"beta": 1.0, "lambda1": 0.01, "lambda2": 0.1}),
+                                     ("RMSProp", {"beta1": 0.8})])
 def test_update_rows_equals_update_on_selected_rows(name, kw):
     rng = np.random.default_rng(3)
     opt = make(name, **kw)
@@ -156,6 +178,7 @@ DENSE = {  # kernel name -> (number of state arrays, scalars after the arrays)
     "adam_update": (2, (0.01, B1, B2, EPS, 0.5)),
     "adagrad_update": (1, (0.01, EPS, 0.5)),
     "ftrl_update": (2, (0.01, 1.0, 0.01, 0.1, 0.5)),
+    "rmsprop_update": (1, (0.01, 0.9, EPS, 0.5)),  # CuPy runs the twin's expressions: checks they run there
 }
 
 
@@ -201,7 +224,8 @@ def test_row_kernel_twins(name, dtype):
 
 @pytest.mark.gpu
 @pytest.mark.parametrize("name,kw", [("Adam", {}), ("AdaGrad", {"initial_accu_value": 0.1}),
-                                     ("Ftrl", {"beta": 1.0, "lambda1": 0.01, "lambda2": 0.1})])
+                                     ("Ftrl", {"beta": 1.0, "lambda1": 0.01, "lambda2": 0.1}),
+                                     ("RMSProp", {"beta1": 0.8})])
 def test_optimizer_on_cupy_equals_numpy(name, kw, gpu_xp):
     w0, grads = random_case(8.0, shape=(128, 16), seed=6)
     w_host, s_host = two_steps(make(name, **kw), w0.copy(), grads, 8.0)

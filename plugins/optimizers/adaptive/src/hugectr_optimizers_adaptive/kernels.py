@@ -10,6 +10,8 @@ from hugectr_core.kernels import KernelModule
 from hugectr_core.optim_support import check_kernel_arrays as _check
 from hugectr_core.optim_support import rows_kernel_args as _rows_args
 
+from . import reference
+
 _DTYPES = ("float", "double")
 _NAMES = ("adam_update", "adam_update_rows", "adagrad_update", "adagrad_update_rows", "ftrl_update",
           "ftrl_update_rows", "rowwise_adagrad_update_rows")
@@ -74,3 +76,9 @@ def rowwise_adagrad_update_rows(table, a, rows, grad_rows, lr, eps, inv_scaler):
         KERNELS.launch("rowwise_adagrad_update_rows", table.dtype, r,
                        (table, a, rows, grad_rows, r, vec, t(lr), t(eps), t(inv_scaler)))
     return table, a
+
+
+# RMSProp has no fused kernel yet: CuPy runs the twin's array expressions (a few elementwise launches).
+# HugeCTR offers it only for dynamic Embedding Collection tables; fuse it when a model needs the speed.
+rmsprop_update = reference.rmsprop_update
+rmsprop_update_rows = reference.rmsprop_update_rows

@@ -1,10 +1,12 @@
-"""Adam and AdaGrad (formats.md 3.5), on NumPy and, through fused kernels, on CuPy.
+"""Adam, AdaGrad, Ftrl and RMSProp (formats.md 3.5), on NumPy and on CuPy (fused kernels; RMSProp: the
+NumPy twin's array expressions).
 
 With ``g = grad / scaler``, ``t`` the 1-based step and ``eps = params.epsilon``:
 
 * Adam: ``m = b1*m + (1-b1)*g; v = b2*v + (1-b2)*g^2; w -= lr*sqrt(1-b2^t)/(1-b1^t) * m/(sqrt(v)+eps)``
 * AdaGrad: ``a += g^2; w -= lr*g/(sqrt(a)+eps)``, ``a`` starting at ``params.initial_accu_value``
 * Ftrl: states ``n``, ``z``; formats.md 3.5 (beta/lr joins lambda2 in the denominator)
+* RMSProp: ``v = beta1*v + (1-beta1)*g^2; w -= lr*g/(sqrt(v)+eps)`` (HugeCTR: dynamic EC tables only)
 * RowWiseAdaGrad (TorchRec's, beyond HugeCTR): one accumulator per embedding row,
   ``a += mean(g_row^2); w_row -= lr*g_row/(sqrt(a)+eps)``; elementwise AdaGrad on dense weights
 """
@@ -85,6 +87,36 @@ class AdaGrad(Optimizer):
 
     def update_rows(self, xp, table, states, rows, grad_rows, lr, step, scaler):
         _impl(xp).adagrad_update_rows(table, states[0], rows, grad_rows, lr, self.params.epsilon, 1.0 / scaler)
+
+
+class RMSProp(Optimizer):
+    """RMSProp as HugeCTR's (``rms_prop_update_grad``): ``v = beta*v + (1-beta)*g^2; w -= lr*g/(sqrt(v)+eps)``.
+
+    ``beta`` is ``CreateOptimizer``'s ``beta1`` and ``eps`` its ``epsilon``: their defaults (0.9, 1e-7) are
+    HugeCTR's RMSProp defaults. HugeCTR offers RMSProp only to dynamic Embedding Collection tables; here it
+    trains dense weights and every embedding too. Rows a batch does not touch keep their weights, so
+    Update_t.Global equals Local.
+
+    Example:
+        >>> import numpy as np
+        >>> from hugectr_core.params import CreateOptimizer
+        >>> opt = RMSProp(CreateOptimizer(optimizer_type="RMSProp", epsilon=0.0))
+        >>> w, v = np.ones(2, np.float32), np.zeros(2, np.float32)
+        >>> opt.update(np, w, np.full(2, 2.0, np.float32), [v], lr=0.1, step=1, scaler=1.0)
+        >>> [round(float(x), 4) for x in v], [round(float(x), 4) for x in w]   # v = 0.1 * 4
+        ([0.4, 0.4], [0.6838, 0.6838])
+    """
+
+    state_names = ("v",)
+    global_moves_untouched_rows = False
+
+    def update(self, xp, weight, grad, states, lr, step, scaler):
+        p = self.params
+        _impl(xp).rmsprop_update(weight, grad, states[0], lr, p.beta1, p.epsilon, 1.0 / scaler)
+
+    def update_rows(self, xp, table, states, rows, grad_rows, lr, step, scaler):
+        p = self.params
+        _impl(xp).rmsprop_update_rows(table, states[0], rows, grad_rows, lr, p.beta1, p.epsilon, 1.0 / scaler)
 
 
 class Ftrl(Optimizer):

@@ -41,6 +41,21 @@ def adagrad_update(w, g, a, lr, eps, inv_scaler):
     return w, a
 
 
+def rmsprop_update(w, g, v, lr, beta, eps, inv_scaler):
+    """``v = beta*v + (1-beta)*g^2; w -= lr*g/(sqrt(v)+eps)`` with ``g = grad*inv_scaler`` (HugeCTR's
+    ``rms_prop_update_grad``). Array expressions only, so it runs as is on CuPy arrays too."""
+    lr, beta, eps, inv_scaler = _scalars(w.dtype, lr, beta, eps, inv_scaler)
+    gs = g * inv_scaler
+    v *= beta
+    v += (1 - beta) * gs * gs
+    w -= lr * gs / (v ** 0.5 + eps)
+    return w, v
+
+
+def rmsprop_update_rows(table, v, rows, grad_rows, lr, beta, eps, inv_scaler):
+    return _rows_update(rmsprop_update, table, [v], rows, grad_rows, lr, beta, eps, inv_scaler)
+
+
 def adam_update_rows(table, m, v, rows, grad_rows, lr_t, beta1, beta2, eps, inv_scaler):
     return _rows_update(adam_update, table, [m, v], rows, grad_rows, lr_t, beta1, beta2, eps, inv_scaler)
 
