@@ -14,6 +14,7 @@ from hugectr_core.errors import (BackendError, CheckpointError, ConfigError, Dat
                                  PluginError, TrainingError)
 from hugectr_core.layers_api import (DataReaderSparseParam, DenseLayer, DenseLayerComputeConfig, Input,
                                      SparseEmbedding)
+from hugectr_core.contracts.reader import Reader as _Reader
 from hugectr_core.fused_path import GroupDenseLayer
 from hugectr_core.lr_scheduler import LearningRateScheduler
 from hugectr_core.model import Model
@@ -24,6 +25,9 @@ from hugectr_core.callbacks import TrainingCallback
 from hugectr_core.solver import CreateSolver, Solver
 
 Error = HugeCTRError
+# HugeCTR's names for the readers Model.get_data_reader_train/eval return (32- and 64-bit keys); every reader
+# plugin subclasses this contract, so isinstance checks and help() work on them
+DataReader32 = DataReader64 = _Reader
 
 _COLLECTION_NAMES = ("EmbeddingTableConfig", "EmbeddingCollectionConfig", "CommunicationStrategy",
                      "CompressionStrategy")

@@ -54,10 +54,13 @@ class Model:
         self._eval_tensors_ready = False
 
     # -- building ------------------------------------------------------------------------------
-    def add(self, item) -> None:
-        """Add an Input, a SparseEmbedding, a DenseLayer or a GroupDenseLayer (in HugeCTR's order). The fp16
-        fused-path spellings (FusedInnerProduct, GroupDenseLayer, an Interaction's gradient top) become the
-        plain layers they compute (``fused_path``)."""
+    def add(self, item=None, *, input=None, sparse_embedding=None, dense_layer=None,  # noqa: A002 - HugeCTR's
+            group_dense_layer=None) -> None:
+        """Add an Input, a SparseEmbedding, a DenseLayer or a GroupDenseLayer (in HugeCTR's order), positionally
+        or by HugeCTR's keyword for it. The fp16 fused-path spellings (FusedInnerProduct, GroupDenseLayer, an
+        Interaction's gradient top) become the plain layers they compute (``fused_path``)."""
+        item = _one_of("add", item=item, input=input, sparse_embedding=sparse_embedding, dense_layer=dense_layer,
+                       group_dense_layer=group_dense_layer)
         if self.runtime is not None:
             raise GraphError("Model.add after compile(): build the whole graph before compiling")
         if isinstance(item, Input):
@@ -374,14 +377,27 @@ class Model:
 
         load_dense_optimizer_states(self, dense_opt_states_file)
 
-    def load_sparse_weights(self, sparse_embedding_files) -> None:
-        """Load sparse folders: a list (one per embedding, add() order) or {embedding name: folder}."""
+    def load_sparse_weights(self, sparse_embedding_files=None, *, sparse_embedding_files_map=None) -> None:
+        """Load sparse folders: a list (one per embedding, add() order) or {embedding name: folder}, the
+        latter also by HugeCTR's keyword ``sparse_embedding_files_map``."""
         from .checkpoint import load_sparse
 
-        load_sparse(self, sparse_embedding_files)
+        load_sparse(self, _one_of("load_sparse_weights", sparse_embedding_files=sparse_embedding_files,
+                                  sparse_embedding_files_map=sparse_embedding_files_map))
 
-    def load_sparse_optimizer_states(self, sparse_opt_states_files) -> None:
-        """Load ``opt_sparse`` files: a list (one per embedding) or {embedding name: file}."""
+    def load_sparse_optimizer_states(self, sparse_opt_states_files=None, *, sparse_opt_states_files_map=None) -> None:
+        """Load ``opt_sparse`` files: a list (one per embedding) or {embedding name: file}, the latter also by
+        HugeCTR's keyword ``sparse_opt_states_files_map``."""
         from .checkpoint import load_sparse_optimizer_states
 
-        load_sparse_optimizer_states(self, sparse_opt_states_files)
+        load_sparse_optimizer_states(self, _one_of("load_sparse_optimizer_states",
+                                                   sparse_opt_states_files=sparse_opt_states_files,
+                                                   sparse_opt_states_files_map=sparse_opt_states_files_map))
+
+
+def _one_of(method: str, **given):
+    """The one argument of an overloaded HugeCTR method that was given (pybind names each overload's)."""
+    values = [v for v in given.values() if v is not None]
+    if len(values) != 1:
+        raise TypeError(f"Model.{method} takes exactly one of {', '.join(given)}")
+    return values[0]

@@ -133,6 +133,23 @@ def test_compile_before_input_and_bad_solver():
         DL("ReLU", ["a"], ["b"], num_outputz=3)
 
 
+def test_model_add_takes_hugectr_keywords():
+    """pybind names each overload of Model.add: input=, sparse_embedding=, dense_layer=, group_dense_layer=."""
+    model = hugectr.Model(solver(), None, hugectr.CreateOptimizer(optimizer_type="SGD"))
+    model.add(input=hugectr.Input(label_dim=1, label_name="label", dense_dim=4, dense_name="dense",
+                                  data_reader_sparse_param_array=[hugectr.DataReaderSparseParam("d", 1, True, 2)]))
+    model.add(sparse_embedding=hugectr.SparseEmbedding(
+        embedding_type="DistributedSlotSparseEmbeddingHash", workspace_size_per_gpu_in_mb=1, embedding_vec_size=4,
+        combiner="sum", sparse_embedding_name="emb", bottom_name="d"))
+    model.add(group_dense_layer=hugectr.GroupDenseLayer(hugectr.GroupLayer_t.GroupFusedInnerProduct, ["dense"],
+                                                        ["fc1", "fc2"], [4, 1]))
+    model.add(dense_layer=DL("BinaryCrossEntropyLoss", ["fc2", "label"], ["loss"]))
+    model.compile()
+    assert model.runtime.shapes["train"]["fc2"] == (8, 1) and len(model.sparse_embeddings) == 1
+    with pytest.raises(TypeError, match="exactly one of item, input, sparse_embedding, dense_layer"):
+        model.add(DL("ReLU", ["fc1"], ["r"]), dense_layer=DL("ReLU", ["fc1"], ["r"]))
+
+
 def test_summary_lists_layers_and_memory(capsys):
     model = dense_model(FC_LOSS)
     model.compile()

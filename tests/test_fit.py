@@ -81,6 +81,20 @@ def test_epoch_mode_runs_whole_epochs(data, drop, per_epoch):
     assert model.train() is True
 
 
+def test_the_low_level_reader_takes_hugectr_keywords(data):
+    """DataReader.set_source(file_name='') rewinds, DataReader.is_eof() says when an epoch ends."""
+    model = build(data, repeat=False)
+    model.start_data_reading()
+    reader = model.get_data_reader_train()
+    assert isinstance(reader, hugectr.DataReader32) and isinstance(reader, hugectr.DataReader64)
+    epoch = 0
+    while model.train():
+        epoch += 1
+    assert reader.is_eof() and epoch == TRAIN // BATCH
+    reader.set_source(file_name=str(data / "train.bin"))
+    assert not reader.is_eof() and model.train()
+
+
 def test_snapshots_have_hugectr_names_and_sizes(data, tmp_path):
     model = build(data)
     model.fit(max_iter=10, display=0, eval_interval=0, snapshot=5, snapshot_prefix=str(tmp_path / "dcn"))

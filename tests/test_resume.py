@@ -71,7 +71,7 @@ def resume_pair(opt_name, tmp_path, device):
     resumed.load_dense_weights(f"{prefix}_dense_{N}.model")
     resumed.load_dense_optimizer_states(f"{prefix}_opt_dense_{N}.model")
     resumed.load_sparse_weights([f"{prefix}0_sparse_{N}.model"])
-    resumed.load_sparse_optimizer_states({"emb": f"{prefix}0_opt_sparse_{N}.model"})
+    resumed.load_sparse_optimizer_states(sparse_opt_states_files_map={"emb": f"{prefix}0_opt_sparse_{N}.model"})
     assert resumed.runtime.step == N
     run(resumed, range(N, 2 * N))
     return state(straight), state(resumed)
@@ -151,6 +151,10 @@ def test_optimizer_state_files_are_checked(tmp_path):
         fresh.load_sparse_optimizer_states([str(tmp_path / "short")])
     with pytest.raises(hugectr.CheckpointError, match="no embedding named 'nope'"):
         fresh.load_sparse_weights({"nope": str(tmp_path / "a0_sparse_1.model")})
+    with pytest.raises(hugectr.CheckpointError, match="no embedding named .nope."):
+        fresh.load_sparse_weights(sparse_embedding_files_map={"nope": str(tmp_path / "a0_sparse_1.model")})
+    with pytest.raises(TypeError, match="exactly one of sparse_embedding_files, sparse_embedding_files_map"):
+        fresh.load_sparse_weights([], sparse_embedding_files_map={})
 
 
 def test_batchnorm_running_stats_go_to_ntp_json_and_back(tmp_path):

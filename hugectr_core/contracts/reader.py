@@ -95,6 +95,16 @@ class Reader:
         filesystem: a ``FileSystem`` for remote sources (Local when None).
         num_samples: samples in the source when the format needs it told (Raw: ``num_samples`` or
             ``eval_num_samples`` of DataReaderParams); 0 means "derive it from the file".
+
+    ``hugectr.DataReader32`` and ``hugectr.DataReader64`` (HugeCTR's names) are this class.
+
+    Example (epoch mode, the low-level API):
+        >>> import hugectr
+        >>> hugectr.DataReader32 is hugectr.DataReader64 is Reader
+        True
+        >>> # reader = model.get_data_reader_train()
+        >>> # while model.train(): ...
+        >>> # reader.is_eof() -> True; reader.set_source(file_name="next.bin") reads the next file
     """
 
     def __init__(self, params, input_layer, *, batch_size: int, source: str, repeat: bool = True,
@@ -115,8 +125,8 @@ class Reader:
     def is_eof(self) -> bool:
         raise NotImplementedError
 
-    def set_source(self, source: str = "") -> None:
-        """Read ``source`` from its start next ('' rewinds the current source)."""
+    def set_source(self, file_name: str = "") -> None:
+        """Read ``file_name`` from its start next ('' rewinds the current source); HugeCTR's argument name."""
         raise NotImplementedError
 
     _prefetcher = None  # an OrderedPrefetcher (hugectr_core.prefetch) while workers run

@@ -170,10 +170,10 @@ class Parquet(Reader):
     def is_eof(self) -> bool:
         return self._eof
 
-    def set_source(self, source: str = "") -> None:
-        """Read ``source`` (a file list) from its start next; ``''`` rewinds the current one."""
+    def set_source(self, file_name: str = "") -> None:
+        """Read ``file_name`` (a file list) from its start next; ``''`` rewinds the current one."""
         self._stop_workers()
-        self._open_source(source or self.source)
+        self._open_source(file_name or self.source)
         self._generation += 1
 
 

@@ -161,10 +161,10 @@ class RawAsync(Reader):
     def is_eof(self) -> bool:
         return self._eof
 
-    def set_source(self, source: str = "") -> None:
-        """Read ``source`` from its start next; ``''`` rewinds the current file."""
+    def set_source(self, file_name: str = "") -> None:
+        """Read ``file_name`` from its start next; ``''`` rewinds the current file."""
         self._stop_workers()
-        self._open_source(_single_path(source) if source else self.source)
+        self._open_source(_single_path(file_name) if file_name else self.source)
         self._generation += 1
         self._eof = False
         self._handed = 0
