@@ -2,8 +2,8 @@
 
 HugeCTR's DLRM scripts name tensors that exist only for its fp16 kernels (formats.md 1.9.1):
 
-* ``FusedInnerProduct`` (up to 23.x): a Head takes 1 bottom and names 4 tops, a Body takes the 4 and names 4,
-  a Tail takes the 4 and names 1; Isolated and Non take 1 and name 1. The first top is ``act(x·W + b)``; the
+* ``FusedInnerProduct`` (up to 23.x): a Head takes 1 bottom (or an Interaction's 2) and names 4 tops, a Body
+  takes the 4 and names 4, a Tail takes the 4 and names 1; Isolated and Non take 1 (or 2) and name 1. The first top is ``act(x·W + b)``; the
   other three are that layer's private buffers (ReLU mask, dReLU, bias gradient).
 * ``GroupDenseLayer`` (up to 23.x): a chain of at least two such layers, ReLU except, optionally, the last.
 * ``Interaction`` with two tops and ``MLP`` / ``InnerProduct`` with two bottoms (23.x DLRM sample): the second
@@ -34,8 +34,10 @@ from .enums import Activation_t, GroupLayer_t, type_string
 from .errors import ConfigError
 from .layers_api import DenseLayer
 
-# position -> (bottoms, tops) HugeCTR's FusedInnerProduct takes
-_ARITY = {"Head": (1, 4), "Body": (4, 4), "Tail": (4, 1), "Isolated": (1, 1), "Non": (1, 1), "None": (1, 1)}
+# position -> (bottom counts, tops) HugeCTR's FusedInnerProduct takes; a layer that starts a chain may also
+# read an Interaction's gradient name as its second bottom
+_ARITY = {"Head": ((1, 2), 4), "Body": ((4,), 4), "Tail": ((4,), 1), "Isolated": ((1, 2), 1), "Non": ((1, 2), 1),
+          "None": ((1, 2), 1)}
 _INIT_ARGS = ("weight_init_type", "bias_init_type", "compute_config")
 
 
@@ -72,13 +74,15 @@ def _fused_inner_product(layer: DenseLayer, bottoms: list, aliases: dict) -> Den
     if want_bottoms is None:
         raise ConfigError(f"FusedInnerProduct '{layer.top_names[0]}': pos_type must be one of FcPosition_t "
                           f"Non, Head, Body, Tail, Isolated, got {position!r}")
-    if len(layer.bottom_names) != want_bottoms or len(layer.top_names) != want_tops:
-        raise ConfigError(f"FusedInnerProduct '{layer.top_names[0]}' at position {position} takes {want_bottoms} "
-                          f"bottom(s) and names {want_tops} top(s) (HugeCTR's fused chain: Head 1 -> 4, Body 4 -> 4, "
-                          f"Tail 4 -> 1), got bottoms {layer.bottom_names} and tops {layer.top_names}")
+    if len(layer.bottom_names) not in want_bottoms or len(layer.top_names) != want_tops:
+        raise ConfigError(f"FusedInnerProduct '{layer.top_names[0]}' at position {position} takes "
+                          f"{' or '.join(map(str, want_bottoms))} bottom(s) and names {want_tops} top(s) (HugeCTR's "
+                          f"fused chain: Head 1 -> 4, Body 4 -> 4, Tail 4 -> 1), got bottoms {layer.bottom_names} and "
+                          f"tops {layer.top_names}")
     if len(bottoms) != 1:
         raise ConfigError(f"FusedInnerProduct '{layer.top_names[0]}': its bottoms {layer.bottom_names} must be the "
-                          f"tops of one FusedInnerProduct (or one tensor), they name {bottoms}")
+                          f"tops of one FusedInnerProduct, or one tensor (and an Interaction's gradient name); "
+                          f"they name {bottoms}")
     for extra in layer.top_names[1:]:
         aliases[extra] = layer.top_names[0]
     act = "Relu" if type_string(layer.args["act_type"]) == "Relu" else "None"

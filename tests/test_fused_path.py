@@ -116,12 +116,14 @@ def test_layer_t_names_fused_inner_product():
 
 @pytest.mark.parametrize("layer, message", [
     (DL(FIP, ["dense"], ["fc1"], num_output=4, pos_type=hugectr.FcPosition_t.Head),
-     r"at position Head takes 1 bottom\(s\) and names 4 top\(s\)"),
+     r"at position Head takes 1 or 2 bottom\(s\) and names 4 top\(s\)"),
     (DL(FIP, ["dense"], ["a", "b", "c", "d"], num_output=4, pos_type=hugectr.FcPosition_t.Body),
      r"at position Body takes 4 bottom\(s\)"),
     (DL(FIP, ["dense"], ["fc1"], num_output=4, pos_type="Sideways"), "pos_type must be one of FcPosition_t"),
     (DL(FIP, ["dense", "label", "dense", "label"], ["fc1"], num_output=4, pos_type=hugectr.FcPosition_t.Tail),
      "must be the tops of one FusedInnerProduct"),
+    (DL(FIP, ["dense", "label"], ["a", "b", "c", "d"], num_output=4, pos_type=hugectr.FcPosition_t.Head),
+     "an Interaction's gradient name"),
 ])
 def test_a_misspelled_fused_chain_is_a_clear_error(layer, message):
     with pytest.raises(ConfigError, match=message):

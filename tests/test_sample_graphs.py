@@ -393,3 +393,28 @@ def test_dlrm(tmp_path):
                  activations=["Relu", "Relu", "None"]))
     model.add(DL(hugectr.Layer_t.BinaryCrossEntropyLoss, ["mlp2", "label"], ["loss"]))
     train_and_check(model, lr=0.003)
+
+
+# -- (9b) DLRM as HugeCTR 3.x and 23.x wrote it: GroupDenseLayer, FusedInnerProduct, the gradient top ----------
+def test_dlrm_with_hugectr_fused_path_spellings(tmp_path):
+    """samples/dlrm of HugeCTR 3.x (GroupDenseLayer bottom MLP, FusedInnerProduct Head/Body/Tail top MLP) and
+    23.x (Interaction tops ["interaction1", "interaction1_grad"]); HugeCTR needs fp16 for them, any precision here."""
+    slots, vec = [200, 100, 300, 50, 80, 120, 60, 90], 8
+    generate(tmp_path, "RawAsync", slots, dense_dim=4)
+    model = new_model(tmp_path, "RawAsync", slots)
+    model.add(hugectr.Input(label_dim=1, label_name="label", dense_dim=4, dense_name="dense",
+                            data_reader_sparse_param_array=[sparse("data1", len(slots))]))
+    model.add(embedding("sparse_embedding1", "data1", vec))
+    model.add(hugectr.GroupDenseLayer(group_layer_type=hugectr.GroupLayer_t.GroupFusedInnerProduct,
+                                      bottom_name_list=["dense"], top_name_list=["fc1", "fc2"], num_outputs=[16, vec],
+                                      last_act_type=hugectr.Activation_t.Relu))
+    model.add(DL(hugectr.Layer_t.Interaction, ["fc2", "sparse_embedding1"], ["interaction1", "interaction1_grad"]))
+    head, body = ["fc31", "fc32", "fc33", "fc34"], ["fc41", "fc42", "fc43", "fc44"]
+    model.add(DL(hugectr.Layer_t.FusedInnerProduct, ["interaction1", "interaction1_grad"], head, num_output=32,
+                 pos_type=hugectr.FcPosition_t.Head, act_type=hugectr.Activation_t.Relu))
+    model.add(DL(hugectr.Layer_t.FusedInnerProduct, head, body, num_output=16, pos_type=hugectr.FcPosition_t.Body,
+                 act_type=hugectr.Activation_t.Relu))
+    model.add(DL(hugectr.Layer_t.FusedInnerProduct, body, ["fc5"], num_output=1, pos_type=hugectr.FcPosition_t.Tail,
+                 act_type=hugectr.Activation_t.Non))
+    model.add(DL(hugectr.Layer_t.BinaryCrossEntropyLoss, ["fc5", "label"], ["loss"]))
+    train_and_check(model, lr=0.003)
