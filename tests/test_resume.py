@@ -98,6 +98,20 @@ def dcn_param_count(width=16, hidden=8):
     return cross + fc1 + fc2
 
 
+@pytest.mark.parametrize("opt_name", sorted(OPTIMIZERS))
+def test_a_checkpoint_saved_before_the_first_step_loads_back(opt_name, tmp_path):
+    """Right after compile() the tables hold no row yet: the files are empty and load into a fresh model."""
+    prefix = str(tmp_path / "zero")
+    build(opt_name).save_params_to_files(prefix, 0)
+    fresh = build(opt_name)
+    fresh.load_dense_weights(f"{prefix}_dense_0.model")
+    fresh.load_dense_optimizer_states(f"{prefix}_opt_dense_0.model")
+    fresh.load_sparse_weights([f"{prefix}0_sparse_0.model"])
+    fresh.load_sparse_optimizer_states([f"{prefix}0_opt_sparse_0.model"])
+    assert fresh.runtime.embeddings[0].dump()["key"].size == 0
+    run(fresh, range(1))
+
+
 def test_checkpoint_sizes_match_formats_2_6(tmp_path):
     model = build("Adam-Global")
     run(model, range(2))

@@ -397,8 +397,9 @@ class SparseEmbeddingHash(Embedding):
         step stamps as a last state, exact as float32 up to step 2^24)."""
         self._require_allocated()
         n, vec = self.table.size, self.config.embedding_vec_size
-        out = [np.broadcast_to(to_host(s[:n]).astype(np.float32).reshape(n, -1), (n, vec)).copy()
-               for s in self.states]
+        # the state's own width (vec, or 1 for a compact state) spelled out: reshape(0, -1) is ambiguous
+        out = [np.broadcast_to(to_host(s[:n]).astype(np.float32).reshape(n, int(np.prod(s.shape[1:]))),
+                               (n, vec)).copy() for s in self.states]
         if self.stamps is not None:
             out.append(to_host(self.stamps[:n]).astype(np.float32))
         return out
