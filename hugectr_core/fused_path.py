@@ -32,13 +32,14 @@ from dataclasses import dataclass, field
 
 from .enums import Activation_t, GroupLayer_t, type_string
 from .errors import ConfigError
-from .layers_api import DenseLayer
+from .layers_api import DenseLayer, tensor_names
 
 # position -> (bottom counts, tops) HugeCTR's FusedInnerProduct takes; a layer that starts a chain may also
 # read an Interaction's gradient name as its second bottom
 _ARITY = {"Head": ((1, 2), 4), "Body": ((4,), 4), "Tail": ((4,), 1), "Isolated": ((1, 2), 1), "Non": ((1, 2), 1),
           "None": ((1, 2), 1)}
 _INIT_ARGS = ("weight_init_type", "bias_init_type", "compute_config")
+_ACTIVATIONS = ("Relu", "Non", "None")  # HugeCTR's Activation_t.Relu / Non (its JSON writes "None")
 
 
 def rewrite(layer: DenseLayer, aliases: dict) -> list[DenseLayer]:
@@ -69,7 +70,7 @@ def _resolve(bottoms: list, aliases: dict) -> list:
 
 
 def _fused_inner_product(layer: DenseLayer, bottoms: list, aliases: dict) -> DenseLayer:
-    position = type_string(layer.args["pos_type"])
+    position = type_string(layer.args["pos_type"]) if layer.args["pos_type"] is not None else "(None)"
     want_bottoms, want_tops = _ARITY.get(position, (None, None))
     if want_bottoms is None:
         raise ConfigError(f"FusedInnerProduct '{layer.top_names[0]}': pos_type must be one of FcPosition_t "
@@ -83,6 +84,9 @@ def _fused_inner_product(layer: DenseLayer, bottoms: list, aliases: dict) -> Den
         raise ConfigError(f"FusedInnerProduct '{layer.top_names[0]}': its bottoms {layer.bottom_names} must be the "
                           f"tops of one FusedInnerProduct, or one tensor (and an Interaction's gradient name); "
                           f"they name {bottoms}")
+    if type_string(layer.args["act_type"]) not in _ACTIVATIONS:
+        raise ConfigError(f"FusedInnerProduct '{layer.top_names[0]}': act_type must be Activation_t.Relu or "
+                          f"Activation_t.Non, got {layer.args['act_type']!r}")
     for extra in layer.top_names[1:]:
         aliases[extra] = layer.top_names[0]
     act = "Relu" if type_string(layer.args["act_type"]) == "Relu" else "None"
@@ -117,10 +121,14 @@ class GroupDenseLayer:
     def __post_init__(self):
         if self.bottom_name is not None and not self.bottom_name_list:
             self.bottom_name_list = self.bottom_name
-        self.bottom_name_list = _names(self.bottom_name_list)
-        self.top_name_list = _names(self.top_name_list)
-        self.num_outputs = list(self.num_outputs)
+        self.top_name_list = tensor_names(self.top_name_list, "top_name_list", "GroupDenseLayer")
         where = f"GroupDenseLayer {self.top_name_list}"
+        self.bottom_name_list = tensor_names(self.bottom_name_list, "bottom_name_list", where)
+        if not isinstance(self.num_outputs, (list, tuple)) or not all(
+                isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in self.num_outputs):
+            raise ConfigError(f"{where}: num_outputs must be a list of ints >= 1, one per layer, "
+                              f"got {self.num_outputs!r}")
+        self.num_outputs = list(self.num_outputs)
         if type_string(self.group_layer_type) != type_string(GroupLayer_t.GroupFusedInnerProduct):
             raise ConfigError(f"{where}: group_layer_type must be GroupLayer_t.GroupFusedInnerProduct, "
                               f"got {self.group_layer_type!r}")
@@ -130,7 +138,7 @@ class GroupDenseLayer:
             raise ConfigError(f"{where}: a group has at least two layers, one top name and one num_outputs "
                               f"entry each; got {len(self.top_name_list)} top names and num_outputs "
                               f"{self.num_outputs}")
-        if type_string(self.last_act_type) not in ("Relu", "Non"):
+        if type_string(self.last_act_type) not in _ACTIVATIONS:
             raise ConfigError(f"{where}: last_act_type must be Activation_t.Relu or Activation_t.Non, "
                               f"got {self.last_act_type!r}")
 
@@ -143,7 +151,3 @@ class GroupDenseLayer:
             out.append(DenseLayer("MLP", bottoms, [top], num_outputs=[width], activations=[act]))
             bottoms = [top]
         return out
-
-
-def _names(value) -> list:
-    return [value] if isinstance(value, str) else list(value)

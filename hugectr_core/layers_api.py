@@ -7,6 +7,20 @@ from .enums import Activation_t, FcPosition_t, Initializer_t, Regularizer_t, typ
 from .errors import ConfigError
 
 
+def tensor_names(value, argument: str, where: str) -> list:
+    """A name or a list of names, as a non-empty list of non-empty strings (a ConfigError otherwise).
+
+    Example:
+        >>> tensor_names("fc1", "top_names", "DenseLayer(ReLU)")
+        ['fc1']
+    """
+    names = [value] if isinstance(value, str) else list(value) if isinstance(value, (list, tuple)) else None
+    if not names or not all(isinstance(n, str) and n for n in names):
+        raise ConfigError(f"{where}: {argument} must be a tensor name or a list of them (non-empty strings), "
+                          f"got {value!r}")
+    return names
+
+
 @dataclass
 class DataReaderSparseParam:
     """One sparse input: ``slot_num`` slots of up to ``nnz_per_slot`` keys each, named ``top_name``.
@@ -157,8 +171,9 @@ class DenseLayer:
         if unknown:
             raise TypeError(f"DenseLayer({type_string(layer_type)}) got unknown argument(s): {', '.join(sorted(unknown))}")
         self.layer_type = layer_type
-        self.bottom_names = [bottom_names] if isinstance(bottom_names, str) else list(bottom_names)
-        self.top_names = [top_names] if isinstance(top_names, str) else list(top_names)
+        where = f"DenseLayer({type_string(layer_type)})"
+        self.bottom_names = tensor_names(bottom_names, "bottom_names", where)
+        self.top_names = tensor_names(top_names, "top_names", where)
         self.args = {**DENSE_LAYER_DEFAULTS, **kwargs}
         if self.args["compute_config"] is None:
             self.args["compute_config"] = DenseLayerComputeConfig()

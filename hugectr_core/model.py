@@ -41,6 +41,7 @@ class Model:
         self.dense_layers: list[DenseLayer] = []
         self.collections: list = []  # EmbeddingCollectionConfig objects (plugin hugectr-embeddings-collection)
         self._fused_path_aliases: dict = {}  # fp16 buffer names of HugeCTR's fused path -> the tensor they follow
+        self._names = _TensorNames()
         self.runtime: Runtime | None = None  # this process's first worker (all workers: self.workers.items)
         self.workers: Workers | None = None
         self.lr_scheduler = LearningRateScheduler(solver.lr, solver.warmup_steps, solver.decay_start,
@@ -66,19 +67,34 @@ class Model:
         if isinstance(item, Input):
             if self.input_layer is not None:
                 raise GraphError("the model already has an Input; a model has exactly one")
+            self._names.reserve(item.label_names + ([item.dense_name] if item.dense_dim else []) +
+                                [p.top_name for p in item.sparse_params], "the Input")
             self.input_layer = item
         elif isinstance(item, SparseEmbedding):
+            self._names.reserve([item.sparse_embedding_name], f"SparseEmbedding '{item.sparse_embedding_name}'")
             self.sparse_embeddings.append(item)
         elif isinstance(item, DenseLayer):
-            self.dense_layers += rewrite(item, self._fused_path_aliases)
+            self._add_dense(item)
         elif isinstance(item, GroupDenseLayer):
             for layer in item.layers():
-                self.dense_layers += rewrite(layer, self._fused_path_aliases)
+                self._add_dense(layer)
         elif type(item).__name__ == "EmbeddingCollectionConfig":
             self.collections.append(item)
         else:
             raise ConfigError(f"Model.add takes Input, SparseEmbedding, EmbeddingCollectionConfig, DenseLayer or "
                               f"GroupDenseLayer, got {type(item).__name__}")
+
+    def _add_dense(self, layer: DenseLayer) -> None:
+        """A dense layer, rewritten from HugeCTR's fused-path spellings; its tops and the alias names it makes
+        may not name a tensor of the Input, an embedding or an alias (dense-dense clashes: the graph says)."""
+        known = set(self._fused_path_aliases)
+        plain = rewrite(layer, self._fused_path_aliases)
+        for out in plain:  # a top that is also the layer's own bottom: the layer's own error says it better
+            self._names.check_dense_tops([t for t in out.top_names if t not in out.bottom_names],
+                                         f"layer '{out.top_names[0]}' ({layer.type_name})")
+        new_aliases = [name for name in self._fused_path_aliases if name not in known]
+        self._names.reserve(new_aliases, f"layer '{layer.top_names[0]}' ({layer.type_name}), as an alias")
+        self.dense_layers += plain
 
     def compile(self, loss_names=None, loss_weights=None) -> None:
         """Build the graph, infer every shape, place every buffer and initialise parameters."""
@@ -401,3 +417,27 @@ def _one_of(method: str, **given):
     if len(values) != 1:
         raise TypeError(f"Model.{method} takes exactly one of {', '.join(given)}")
     return values[0]
+
+
+class _TensorNames:
+    """Who names which tensor while a model is built: the Input's, the embeddings' and the fused-path alias
+    names are reserved; a dense top or an alias that reuses one would silently redirect every later read."""
+
+    def __init__(self):
+        self.owner: dict = {}      # reserved name -> who names it
+        self.dense_tops: dict = {}  # dense top -> layer
+
+    def reserve(self, names, who: str) -> None:
+        for name in names:
+            previous = self.owner.get(name) or self.dense_tops.get(name)
+            if previous is not None:
+                raise GraphError(f"tensor '{name}' is produced twice (by {who} and {previous}); every tensor name "
+                                 "must be unique")
+            self.owner[name] = who
+
+    def check_dense_tops(self, names, who: str) -> None:
+        for name in names:
+            if name in self.owner:
+                raise GraphError(f"tensor '{name}' is produced twice (by {who} and {self.owner[name]}); every "
+                                 "tensor name must be unique")
+            self.dense_tops.setdefault(name, who)

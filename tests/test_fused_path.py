@@ -134,7 +134,8 @@ def test_a_misspelled_fused_chain_is_a_clear_error(layer, message):
     ({"top_name_list": ["fc1"], "num_outputs": [4]}, "at least two layers"),
     ({"top_name_list": ["fc1", "fc2"], "num_outputs": [4]}, "at least two layers"),
     ({"group_layer_type": "Grouped"}, "must be GroupLayer_t.GroupFusedInnerProduct"),
-    ({"bottom_name_list": []}, "takes 1 or 2 names"),
+    ({"bottom_name_list": []}, "bottom_name_list must be a tensor name or a list of them"),
+    ({"bottom_name_list": ["a", "b", "c"]}, "takes 1 or 2 names"),
     ({"last_act_type": "Sigmoid"}, "last_act_type must be"),
 ])
 def test_a_bad_group_dense_layer_is_a_clear_error(kwargs, message):
@@ -142,3 +143,55 @@ def test_a_bad_group_dense_layer_is_a_clear_error(kwargs, message):
             "top_name_list": ["fc1", "fc2"], "num_outputs": [4, 1], **kwargs}
     with pytest.raises(ConfigError, match=message):
         hugectr.GroupDenseLayer(**args)
+
+
+def test_fused_inner_product_refuses_an_unknown_activation():
+    with pytest.raises(ConfigError, match="act_type must be Activation_t.Relu or Activation_t.Non, got 'Sigmoid'"):
+        dense_model([DL(FIP, ["dense"], ["fc1"], num_output=4, pos_type="Isolated", act_type="Sigmoid")])
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"top_name_list": [1, 2]}, "top_name_list must be a tensor name or a list of them"),
+    ({"bottom_name_list": None}, "bottom_name_list must be a tensor name or a list of them"),
+    ({"num_outputs": "42"}, "num_outputs must be a list of ints >= 1"),
+    ({"num_outputs": [4, "1"]}, "num_outputs must be a list of ints >= 1"),
+])
+def test_group_dense_layer_checks_its_argument_types(kwargs, message):
+    args = {"group_layer_type": hugectr.GroupLayer_t.GroupFusedInnerProduct, "bottom_name_list": ["dense"],
+            "top_name_list": ["fc1", "fc2"], "num_outputs": [4, 1], **kwargs}
+    with pytest.raises(ConfigError, match=message):
+        hugectr.GroupDenseLayer(**args)
+
+
+@pytest.mark.parametrize("bottoms, tops", [(None, ["x"]), (["dense"], []), (["dense"], [5]), ([""], ["x"])])
+def test_dense_layer_names_must_be_strings(bottoms, tops):
+    with pytest.raises(ConfigError, match="must be a tensor name or a list of them"):
+        DL("ReLU", bottoms, tops)
+
+
+def test_an_alias_may_not_reuse_a_tensor_name():
+    """An alias named like an existing tensor would silently redirect every later read of that name."""
+    head = DL(FIP, ["dense"], ["h1", "dense2", "h3", "h4"], num_output=4, pos_type=hugectr.FcPosition_t.Head)
+    with pytest.raises(hugectr.GraphError, match="tensor 'dense' is produced twice"):
+        dense_model([DL(FIP, ["dense"], ["h1", "dense", "h3", "h4"], num_output=4,
+                        pos_type=hugectr.FcPosition_t.Head)])
+    with pytest.raises(hugectr.GraphError, match="tensor 'dense2' is produced twice"):
+        dense_model([head, DL("ReLU", ["h1"], ["dense2"])])
+    with pytest.raises(hugectr.GraphError, match="tensor 'h1' is produced twice"):  # two dense tops: the graph
+        dense_model([DL("ReLU", ["dense"], ["h1"]), head, BCE]).compile()
+    with pytest.raises(hugectr.GraphError, match="tensor 'r1' is produced twice"):  # a dense top, then an alias
+        dense_model([DL("ReLU", ["dense"], ["r1"]), DL(FIP, ["dense"], ["h1", "r1", "h3", "h4"], num_output=4,
+                                                        pos_type=hugectr.FcPosition_t.Head)])
+    with pytest.raises(hugectr.GraphError, match="tensor 'label' is produced twice"):
+        _dlrm_head(["interaction1", "label"], ["interaction1"])
+
+
+def test_dense_tops_and_embeddings_may_not_reuse_input_names():
+    emb = hugectr.SparseEmbedding(embedding_type="DistributedSlotSparseEmbeddingHash", workspace_size_per_gpu_in_mb=1,
+                                  embedding_vec_size=4, combiner="sum", sparse_embedding_name="dense",
+                                  bottom_name="data1")
+    sparse = [hugectr.DataReaderSparseParam("data1", 1, True, 3)]
+    with pytest.raises(hugectr.GraphError, match="tensor 'dense' is produced twice"):
+        dense_model([], sparse=sparse, embeddings=[emb])
+    with pytest.raises(hugectr.GraphError, match="tensor 'data1' is produced twice"):
+        dense_model([DL("ReLU", ["dense"], ["data1"])], sparse=sparse)
