@@ -6,6 +6,7 @@ from dataclasses import KW_ONLY, dataclass, field
 import numpy as np
 
 from .enums import Check_t, Distribution_t, PowerLaw_t, type_string
+from .arg_types import check_field_types, check_int_list
 from .errors import ConfigError
 
 FORMATS = ("Raw", "RawAsync", "Parquet", "Norm")
@@ -52,8 +53,9 @@ class DataGeneratorParams:
     label_model: str = "random"
 
     def __post_init__(self):
-        self.slot_size_array = [int(s) for s in self.slot_size_array]
-        self.nnz_array = [int(n) for n in self.nnz_array]
+        check_field_types(self, "DataGeneratorParams")
+        self.slot_size_array = check_int_list(self.slot_size_array, "slot_size_array", "DataGeneratorParams", 1)
+        self.nnz_array = check_int_list(self.nnz_array, "nnz_array", "DataGeneratorParams", 1)
         self._check_shape()
         self._check_distribution()
         self._check_counts()

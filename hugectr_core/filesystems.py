@@ -16,6 +16,7 @@ from urllib.parse import urlparse
 
 from .contracts.filesystem import FileSystem
 from .enums import type_string
+from .errors import ConfigError
 from .localfs import LocalFileSystem
 from .plugins import registry
 
@@ -49,6 +50,8 @@ def filesystem_for_path(path: str, data_source_params=None) -> FileSystem:
     ``data_source_params`` also supplies server/port (S3 region, HDFS name node) when its source matches
     the prefix; an ``hdfs://host:port/...`` path without matching params uses the URL's host and port.
     """
+    if not isinstance(path, str) or not path:
+        raise ConfigError(f"a file or folder path must be a non-empty string, got {path!r}")
     kind = filesystem_kind(path)
     if kind is None:
         return filesystem_for(data_source_params)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 
 from . import backend
+from .arg_types import is_int
 from .errors import ConfigError, TrainingError
 from .plugins import plugin_manager
 
@@ -102,6 +103,12 @@ def _auc_threshold(metrics_spec) -> float:
 def run_fit(model, num_epochs, max_iter, display, eval_interval, snapshot, snapshot_prefix):
     """Iteration mode when the solver repeats the dataset, epoch mode otherwise."""
     model._rt()
+    for name, value in (("num_epochs", num_epochs), ("max_iter", max_iter), ("display", display),
+                        ("eval_interval", eval_interval), ("snapshot", snapshot)):
+        if not is_int(value):  # display/eval_interval/snapshot <= 0 turn that action off, as in HugeCTR
+            raise ConfigError(f"fit: {name} must be an int, got {value!r}")
+    if not isinstance(snapshot_prefix, str):
+        raise ConfigError(f"fit: snapshot_prefix must be a string (a path prefix), got {snapshot_prefix!r}")
     epoch_mode = not model.solver.repeat_dataset
     if epoch_mode and num_epochs < 1:
         raise ConfigError("fit: epoch mode (repeat_dataset=False) needs num_epochs >= 1")

@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .enums import Activation_t, FcPosition_t, Initializer_t, Regularizer_t, type_string
+from .arg_types import check_field_types, check_int_list, is_int
 from .errors import ConfigError
 
 
@@ -36,9 +37,14 @@ class DataReaderSparseParam:
     slot_num: int
 
     def __post_init__(self):
+        check_field_types(self, f"DataReaderSparseParam '{self.top_name}'")
+        if not self.top_name:
+            raise ConfigError("DataReaderSparseParam: top_name must be a non-empty tensor name")
         if self.slot_num < 1:
             raise ConfigError(f"DataReaderSparseParam '{self.top_name}': slot_num must be >= 1")
-        nnz = self.max_nnz
+        nnz_ok = is_int(self.nnz_per_slot) or (isinstance(self.nnz_per_slot, (list, tuple)) and
+                                               all(is_int(n) for n in self.nnz_per_slot))
+        nnz = self.max_nnz if nnz_ok else ()
         if len(nnz) != self.slot_num or min(nnz) < 1:
             raise ConfigError(f"DataReaderSparseParam '{self.top_name}': nnz_per_slot must be an int >= 1 or "
                               f"a list of {self.slot_num} ints >= 1, got {self.nnz_per_slot!r}")
@@ -70,12 +76,19 @@ class Input:
             label_dims, label_names = [label_dim], [label_name]
         if len(label_dims) != len(label_names) or not label_dims:
             raise ConfigError("Input: label_dims and label_names must have the same non-zero length")
-        if any(d is None or int(d) < 1 for d in label_dims) or any(not n for n in label_names):
-            raise ConfigError(f"Input: every label needs a dim >= 1 and a name, got {label_dims}, {label_names}")
+        if not all(is_int(d) and d >= 1 for d in label_dims) or not all(isinstance(n, str) and n for n in label_names):
+            raise ConfigError(f"Input: every label needs a dim (an int >= 1) and a name (a string), got {label_dims}, "
+                              f"{label_names}")
         if label_weights is not None and len(label_weights) != len(label_names):
             raise ConfigError("Input: label_weights must have one weight per label")
-        if dense_dim < 0:
-            raise ConfigError("Input: dense_dim must be >= 0")
+        if not is_int(dense_dim) or dense_dim < 0:
+            raise ConfigError(f"Input: dense_dim must be an int >= 0, got {dense_dim!r}")
+        if not isinstance(dense_name, str) or not dense_name:
+            raise ConfigError(f"Input: dense_name must be a non-empty tensor name, got {dense_name!r}")
+        if not isinstance(data_reader_sparse_param_array, (list, tuple)) or not all(
+                isinstance(p, DataReaderSparseParam) for p in data_reader_sparse_param_array):
+            raise ConfigError("Input: data_reader_sparse_param_array must be a list of hugectr.DataReaderSparseParam, "
+                              f"got {data_reader_sparse_param_array!r}")
         self.label_dims = [int(d) for d in label_dims]
         self.label_names = list(label_names)
         self.label_weights = list(label_weights) if label_weights is not None else [1.0] * len(label_names)
@@ -117,6 +130,12 @@ class SparseEmbedding:
     hybrid_embedding_param: object = None
 
     def __post_init__(self):
+        check_field_types(self, f"SparseEmbedding '{self.sparse_embedding_name}'")
+        self.slot_size_array = check_int_list(self.slot_size_array, "slot_size_array",
+                                              f"SparseEmbedding '{self.sparse_embedding_name}'", 1)
+        if self.optimizer is not None and type(self.optimizer).__name__ != "OptParamsPy":
+            raise ConfigError(f"SparseEmbedding '{self.sparse_embedding_name}': optimizer must be a "
+                              f"hugectr.CreateOptimizer(...) result or None, got {self.optimizer!r}")
         if self.combiner not in ("sum", "mean"):
             raise ConfigError(f"SparseEmbedding '{self.sparse_embedding_name}': combiner must be 'sum' or 'mean'")
         if not self.sparse_embedding_name or not self.bottom_name:

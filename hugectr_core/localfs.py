@@ -5,6 +5,7 @@ import os
 import shutil
 
 from .contracts.filesystem import FileSystem
+from .errors import DataError
 
 
 class LocalFileSystem(FileSystem):
@@ -17,6 +18,8 @@ class LocalFileSystem(FileSystem):
     """
 
     def open(self, path, mode="rb"):
+        if os.path.isdir(path):  # readers and checkpoints name files: say so rather than IsADirectoryError
+            raise DataError(f"'{path}' is a folder; a file name is needed here")
         return open(path, mode)
 
     def exists(self, path):

@@ -2,11 +2,17 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections import deque
 
+import numpy as np
+
 from . import backend
+from .arg_types import is_int, is_number
 from .enums import Tensor_t, type_string
-from .errors import ConfigError, GraphError, TrainingError
+from .data_checks import first_non_finite
+from .errors import ConfigError, DataError, GraphError, TrainingError
+from .filesystems import filesystem_kind
 from .fused_path import GroupDenseLayer, rewrite
 from .layers_api import DenseLayer, Input, SparseEmbedding
 from .lr_scheduler import LearningRateScheduler
@@ -35,6 +41,7 @@ class Model:
     """
 
     def __init__(self, solver, reader_params, opt_params):
+        _check_model_args(solver, reader_params, opt_params)
         self.solver, self.reader_params, self.opt_params = solver, reader_params, opt_params
         self.input_layer: Input | None = None
         self.sparse_embeddings: list[SparseEmbedding] = []
@@ -168,7 +175,10 @@ class Model:
         """Epoch mode: read ``source`` (train) and ``eval_source`` next."""
         if self.solver.repeat_dataset:
             raise ConfigError("set_source is only valid in epoch mode (CreateSolver(repeat_dataset=False))")
-        src = source[0] if isinstance(source, (list, tuple)) else source
+        src = source[0] if isinstance(source, (list, tuple)) and source else source
+        if not isinstance(src, str) or not (eval_source is None or isinstance(eval_source, str)):
+            raise ConfigError(f"set_source: source and eval_source must be file names, got {source!r} and "
+                              f"{eval_source!r}")
         self._replay.clear()  # read-ahead batches belong to the old source
         self._reader("train").set_source(src)
         if eval_source is not None:
@@ -195,6 +205,8 @@ class Model:
         return self.lr_scheduler
 
     def set_learning_rate(self, lr: float) -> None:
+        if not is_number(lr) or lr < 0:
+            raise ConfigError(f"set_learning_rate: lr must be a finite number >= 0, got {lr!r}")
         self.learning_rate = float(lr)
 
     def reset_learning_rate_scheduler(self, base_lr, warmup_steps=1, decay_start=0, decay_steps=1,
@@ -254,10 +266,26 @@ class Model:
             batch = reader.next_batch()
             if batch is None:
                 return False
+        self._check_eval_batch(batch)
         pred, label, loss = self._each(lambda worker: worker.eval_step(batch))[0]
+        if not np.isfinite(pred).all():
+            raise DataError(f"evaluation: the predictions of an eval batch of '{self.reader_params.eval_source}' "
+                            "hold NaN/Inf; check the eval data and the dense weights")
         self._metrics.add(pred, label, loss)
         self._eval_tensors_ready = True
         return True
+
+    def _check_eval_batch(self, batch) -> None:
+        """NaN/Inf in the eval data: training finds them through its loss, evaluation would not (a ReLU turns
+        NaN into 0), so an AUC would be reported from garbage. One host pass over the batch's dense values."""
+        if batch.dense is None or np.size(batch.dense) == 0:
+            return
+        found = first_non_finite(backend.to_host(batch.dense).reshape(batch.size, -1))
+        if found is not None:
+            row, col, count = found
+            raise DataError(f"evaluation data '{self.reader_params.eval_source}': dense[{col}] of a record is not "
+                            f"finite ({count} NaN/Inf value(s) in this eval batch, the first in its row {row}); "
+                            "fix the eval data")
 
     def get_eval_metrics(self) -> list:
         """[(name, value)] over the batches evaluated since the last call."""
@@ -324,6 +352,8 @@ class Model:
 
     def evaluate(self, max_batches=None) -> dict:
         """Run ``max_eval_batches`` evaluation batches and return the metrics as a dict."""
+        if max_batches is not None and (not is_int(max_batches) or max_batches < 1):
+            raise ConfigError(f"evaluate: max_batches must be an int >= 1, got {max_batches!r}")
         batches = max_batches or self.solver.max_eval_batches
         hook = plugin_manager().hook
         hook.hugectr_eval_start(model=self, iteration=self.runtime.step if self.runtime else 0, batches=batches)
@@ -365,6 +395,10 @@ class Model:
         """Write the graph in HugeCTR's JSON schema (formats.md 2.7)."""
         from . import graph_json
 
+        folder = os.path.dirname(graph_config_file) if isinstance(graph_config_file, str) else None
+        if not isinstance(graph_config_file, str) or (folder and filesystem_kind(folder) is None
+                                                      and not os.path.isdir(folder)):
+            raise ConfigError(f"graph_to_json: {graph_config_file!r} is not a file name in an existing folder")
         graph_json.write(self, graph_config_file)
 
     def construct_from_json(self, graph_config_file: str, include_dense_network: bool) -> None:
@@ -441,3 +475,17 @@ class _TensorNames:
                 raise GraphError(f"tensor '{name}' is produced twice (by {who} and {self.owner[name]}); every "
                                  "tensor name must be unique")
             self.dense_tops.setdefault(name, who)
+
+
+def _check_model_args(solver, reader_params, opt_params) -> None:
+    """Model(solver, reader_params, opt_params) with the objects HugeCTR's factories make (a reader may be
+    None for a model that is only stepped by hand, as the tests do)."""
+    from .params import DataReaderParams, OptParamsPy  # noqa: PLC0415 - params imports the solver module
+    from .solver import Solver  # noqa: PLC0415
+
+    for name, value, cls, factory in (("solver", solver, Solver, "CreateSolver"),
+                                      ("opt_params", opt_params, OptParamsPy, "CreateOptimizer")):
+        if not isinstance(value, cls):
+            raise ConfigError(f"Model: {name} must come from hugectr.{factory}(...), got {value!r}")
+    if reader_params is not None and not isinstance(reader_params, DataReaderParams):
+        raise ConfigError(f"Model: reader_params must be a hugectr.DataReaderParams(...), got {reader_params!r}")

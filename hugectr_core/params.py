@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .enums import Alignment_t, Check_t, CommunicationType, HybridEmbeddingType, Update_t, type_string
+from .arg_types import check_field_types, check_int_list
 from .errors import ConfigError
 from .solver import document_keywords
 
@@ -20,6 +21,9 @@ class DataSourceParams:
     source: object = "Local"
     server: str = "localhost"
     port: int = 9000
+
+    def __post_init__(self):
+        check_field_types(self, "DataSourceParams")
 
 
 @dataclass
@@ -43,6 +47,11 @@ class AsyncParam:
     is_dense_float: bool = True
 
     def __post_init__(self):
+        check_field_types(self, "AsyncParam")
+        if type_string(self.aligned_type) not in Alignment_t.__members__:
+            raise ConfigError(f"AsyncParam: unknown aligned_type {self.aligned_type!r}; use hugectr.Alignment_t members")
+        if self.io_depth < 1 or self.io_alignment < 1 or self.max_num_requests_per_thread < 1:
+            raise ConfigError("AsyncParam: max_num_requests_per_thread, io_depth and io_alignment must be >= 1")
         if self.num_threads < 1 or self.num_batches_per_thread < 1:
             raise ConfigError("AsyncParam: num_threads and num_batches_per_thread must be >= 1")
         if not self.multi_hot_reader and self.is_dense_float:
@@ -73,6 +82,7 @@ class HybridEmbeddingParam:
     hybrid_embedding_type: object = HybridEmbeddingType.Distributed
 
     def __post_init__(self):
+        check_field_types(self, "HybridEmbeddingParam")
         if not 0.0 <= self.p_dup_max <= 1.0:
             raise ConfigError(f"HybridEmbeddingParam: p_dup_max must be in [0, 1], got {self.p_dup_max}")
         for name in ("max_all_reduce_bandwidth", "max_all_to_all_bandwidth", "efficiency_bandwidth_ratio"):
@@ -112,6 +122,9 @@ class DataReaderParams:
     def __post_init__(self):
         if isinstance(self.source, str):
             self.source = [self.source]
+        if isinstance(self.source, tuple):
+            self.source = list(self.source)
+        self._check_types()
         if not self.source or not all(isinstance(s, str) and s for s in self.source):
             raise ConfigError(f"DataReaderParams: source must be a file name or a list of them, got {self.source!r}")
         if not isinstance(self.eval_source, str) or not self.eval_source:
@@ -121,10 +134,19 @@ class DataReaderParams:
         if self.keyset not in ("", [], None):
             raise ConfigError("DataReaderParams: keyset belongs to the embedding training cache, which HugeCTR "
                               "removed (deprecated); drop the keyset argument")
-        if any(int(s) < 0 for s in self.slot_size_array):
-            raise ConfigError("DataReaderParams: slot_size_array entries must be >= 0")
+        self.slot_size_array = check_int_list(self.slot_size_array, "slot_size_array", "DataReaderParams", 0)
         if self.num_samples < 0 or self.eval_num_samples < 0 or self.cache_eval_data < 0:
             raise ConfigError("DataReaderParams: num_samples, eval_num_samples and cache_eval_data must be >= 0")
+
+    def _check_types(self) -> None:
+        check_field_types(self, "DataReaderParams")
+        for name, cls in (("async_param", AsyncParam), ("data_source_params", DataSourceParams)):
+            if not isinstance(getattr(self, name), cls):
+                raise ConfigError(f"DataReaderParams: {name} must be a hugectr.{cls.__name__}(...), "
+                                  f"got {getattr(self, name)!r}")
+        if type_string(self.check_type) not in Check_t.__members__:
+            raise ConfigError(f"DataReaderParams: unknown check_type {self.check_type!r}; use hugectr.Check_t.Non "
+                              "or Check_t.Sum")
 
     @property
     def type_name(self) -> str:
@@ -153,6 +175,7 @@ class OptParamsPy:
     lambda2: float = 0.0
 
     def __post_init__(self):
+        check_field_types(self, "CreateOptimizer")
         if type_string(self.update_type) not in Update_t.__members__:
             raise ConfigError(f"CreateOptimizer: unknown update_type {self.update_type!r}")
         if type_string(self.update_type) == "LazyGlobal" and self.type_name != "Adam":
@@ -161,6 +184,9 @@ class OptParamsPy:
             raise ConfigError("CreateOptimizer: beta1 and beta2 must be in [0, 1)")
         if self.epsilon < 0 or self.initial_accu_value < 0:
             raise ConfigError("CreateOptimizer: epsilon and initial_accu_value must be >= 0")
+        negative = [n for n in ("momentum_factor", "beta", "lambda1", "lambda2") if getattr(self, n) < 0]
+        if negative:
+            raise ConfigError(f"CreateOptimizer: {', '.join(negative)} must be >= 0")
 
     @property
     def type_name(self) -> str:

@@ -9,6 +9,7 @@ import logging
 import numpy as np
 
 from . import backend
+from .arg_types import is_number
 from .contracts.embedding import EmbeddingConfig
 from .contracts.layer import StepContext
 from .cudagraph import NetworkGraphs
@@ -158,7 +159,12 @@ class Runtime:
         losses = self.graph.losses
         if loss_names is None and loss_weights is None:
             return
+        if not isinstance(loss_names or [], (list, tuple)) or not isinstance(loss_weights or [], (list, tuple)):
+            raise ConfigError(f"compile: loss_names and loss_weights must be lists, got {loss_names!r} and "
+                              f"{loss_weights!r}")
         loss_names, loss_weights = list(loss_names or []), list(loss_weights or [])
+        if not all(is_number(w) for w in loss_weights):
+            raise ConfigError(f"compile: loss_weights must be finite numbers, got {loss_weights}")
         if len(loss_names) != len(loss_weights):
             raise ConfigError("compile(loss_names, loss_weights): both lists need the same length")
         by_label = {}
@@ -194,6 +200,17 @@ class Runtime:
                     self.memory.request("train/embedding_fp32", f"stage/grad/{emb.name}", shape, np.float32)
 
     def _allocate(self) -> None:
+        try:
+            self._allocate_buffers()
+        except MemoryError as exc:  # NumPy's; CuPy's OutOfMemoryError is one too
+            planned = sum(self.memory.bytes_by_pool().values()) / 2**30
+            where = "host" if backend.is_numpy(self.xp) else "device"
+            raise BackendError(
+                f"the model does not fit in {where} memory ({exc}); the dense plan alone is {planned:.1f} GiB "
+                "(model.summary() shows every pool): lower the batch size, the layer widths or "
+                "workspace_size_per_gpu_in_mb") from exc
+
+    def _allocate_buffers(self) -> None:
         xp = self.xp
         _set_tf32(xp, self.solver.enable_tf32_compute)
         views = self.memory.allocate(xp)

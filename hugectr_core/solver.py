@@ -4,7 +4,8 @@ from __future__ import annotations
 import inspect
 from dataclasses import MISSING, dataclass, field, fields
 
-from .enums import AllReduceAlgo, DeviceLayout, LrPolicy_t, MetricsType
+from .arg_types import check_field_types, is_int, is_number
+from .enums import AllReduceAlgo, DeviceLayout, LrPolicy_t, MetricsType, type_string
 from .errors import ConfigError
 
 
@@ -65,9 +66,18 @@ class Solver:
         return sum(len(ids) for ids in self.vvgpu)
 
     def validate(self) -> None:
+        check_field_types(self, "CreateSolver")
         if not isinstance(self.vvgpu, (list, tuple)) or not self.vvgpu or not all(
                 isinstance(ids, (list, tuple)) and ids for ids in self.vvgpu):
             raise ConfigError(f"vvgpu must be a non-empty list of non-empty GPU id lists, e.g. [[0]]; got {self.vvgpu!r}")
+        ids = [gpu for host in self.vvgpu for gpu in host]
+        if not all(is_int(gpu) and gpu >= 0 for gpu in ids) or any(len(set(host)) != len(host) for host in self.vvgpu):
+            raise ConfigError(f"CreateSolver: vvgpu must list distinct GPU ids (ints >= 0) per host, got {self.vvgpu!r}")
+        for name, enum in (("lr_policy", LrPolicy_t), ("device_layout", DeviceLayout), ("all_reduce_algo", AllReduceAlgo)):
+            if type_string(getattr(self, name)) not in enum.__members__:
+                raise ConfigError(f"CreateSolver: unknown {name} {getattr(self, name)!r}; use hugectr.{enum.__name__} "
+                                  f"members ({', '.join(enum.__members__)})")
+        self._validate_training_extras()
         for name in ("batchsize", "batchsize_eval", "max_eval_batches", "warmup_steps", "decay_steps"):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"CreateSolver: {name} must be >= 1, got {getattr(self, name)}")
@@ -90,6 +100,17 @@ class Solver:
         for metric in self.metrics_spec:
             if str(getattr(metric, "value", metric)) not in MetricsType.__members__:
                 raise ConfigError(f"CreateSolver: unknown metric {metric!r}; use hugectr.MetricsType members")
+
+    def _validate_training_extras(self) -> None:
+        """metrics_spec thresholds and training_callbacks, which fit() reads much later."""
+        if not all(is_number(v) for v in self.metrics_spec.values()):
+            raise ConfigError(f"CreateSolver: metrics_spec maps each hugectr.MetricsType to a number (its stopping "
+                              f"threshold), got {self.metrics_spec!r}")
+        from .callbacks import TrainingCallback  # noqa: PLC0415 - callbacks imports the solver's module
+
+        bad = [cb for cb in self.training_callbacks if not isinstance(cb, TrainingCallback)]
+        if bad:
+            raise ConfigError(f"CreateSolver: training_callbacks must be hugectr.TrainingCallback instances, got {bad!r}")
 
 
 # Performance switches of HugeCTR's that change no result and that this engine's step does not use yet

@@ -28,7 +28,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..errors import LayerError
+from ..errors import HugeCTRError, LayerError
 
 Shape = tuple  # of ints
 
@@ -123,7 +123,13 @@ class Layer:
         self.type_name = config.type_name
         self.args = config.args
         self._check_arity()
-        self.validate_args()
+        try:
+            self.validate_args()
+        except (TypeError, ValueError) as exc:  # int("a"), list(5): an argument of the wrong type
+            if isinstance(exc, HugeCTRError):
+                raise
+            raise self.error(f"an argument has the wrong type or value ({type(exc).__name__}: {exc}); compare "
+                             f"the arguments with HugeCTR's layer book") from exc
 
     # -- configuration ---------------------------------------------------------------------
     def error(self, message: str) -> LayerError:
