@@ -230,6 +230,9 @@ def load_sparse(model, files) -> None:
         if vectors.size != keys.size * vec:
             raise CheckpointError(f"sparse folder '{folder}': {keys.size} keys but {vectors.size} floats in emb_vector; "
                                   f"embedding '{emb.name}' expects {vec} floats per key")
+        if np.unique(keys).size != keys.size:  # two rows for one key: which one would win is arbitrary
+            raise CheckpointError(f"sparse folder '{folder}': its key file lists {keys.size - np.unique(keys).size} "
+                                  "key(s) more than once; the checkpoint is corrupt")
         slot = _read(fs, folder, "slot_id", "<u8") if fs.exists(_join(folder, "slot_id")) else None
         loaded.append((emb.name, (keys, vectors.reshape(keys.size, vec), slot)))
     _load_into_embeddings(model, loaded, "load")

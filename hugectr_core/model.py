@@ -297,6 +297,9 @@ class Model:
         """Train: the gradient of the tensor in the last iteration; Evaluate: its value in the last eval."""
         rt = self._rt()
         kind = type_string(tensor_type)
+        if kind not in Tensor_t.__members__:
+            raise ConfigError(f"check_out_tensor: unknown tensor_type {tensor_type!r}; use hugectr.Tensor_t.Train or "
+                              "Tensor_t.Evaluate")
         net = rt.networks["train" if kind == "Train" else "eval"]
         store = net.grads if kind == "Train" else net.tensors
         if tensor_name not in net.tensors:

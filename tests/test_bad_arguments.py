@@ -120,3 +120,23 @@ def test_nan_in_the_eval_data_alone_stops_the_evaluation(tmp_path):
     assert model.train() and BATCH
     with pytest.raises(DataError, match="evaluation data .*val.bin': dense.0. of a record is not finite"):
         model.eval()
+
+
+def test_check_out_tensor_refuses_an_unknown_tensor_type():
+    model = dense_model([DL("InnerProduct", ["dense"], ["x"], num_output=1), BCE])
+    model.compile()
+    with pytest.raises(ConfigError, match="unknown tensor_type 'Bogus'"):
+        model.check_out_tensor("x", "Bogus")
+
+
+def test_a_sparse_folder_with_a_key_twice_is_corrupt(tmp_path):
+    from tests.test_resume import build, run
+
+    model = build("SGD")
+    run(model, range(1))
+    model.save_params_to_files(str(tmp_path / "m"), 1)
+    keys = np.fromfile(tmp_path / "m0_sparse_1.model" / "key", dtype="<i8")
+    keys[1] = keys[0]
+    keys.tofile(tmp_path / "m0_sparse_1.model" / "key")
+    with pytest.raises(hugectr.CheckpointError, match="lists 1 key.s. more than once; the checkpoint is corrupt"):
+        build("SGD").load_sparse_weights([str(tmp_path / "m0_sparse_1.model")])
