@@ -15,7 +15,7 @@ from .contracts.layer import StepContext
 from .cudagraph import NetworkGraphs
 from .comm import Comm, HostGroup
 from .enums import type_string
-from .errors import BackendError, ConfigError, GraphError
+from .errors import BackendError, ConfigError, DataError, GraphError
 from .hybrid import HybridEmbedding
 from .graph import build_graph, check_mixed_precision, infer_shapes, mark_params, tensor_dtypes
 from .memory import MemoryPlan
@@ -62,6 +62,9 @@ class Runtime:
         self.embeddings += self._expand_collections(collections, opt_params)
         self.graph = build_graph(dense_layers, self._sources())
         self._apply_loss_weights(loss_names, loss_weights)
+        # labels a BinaryCrossEntropyLoss reads: probabilities, checked on the host as batches load
+        self._unit_labels = {node.layer.config.bottom_names[1] for node in self.graph.losses
+                             if node.layer.type_name == "BinaryCrossEntropyLoss"}
         self.shapes = {"train": infer_shapes(self.graph, self._source_shapes(self.batch_train)),
                        "eval": infer_shapes(self.graph, self._source_shapes(self.batch_eval))}
         mark_params(self.graph, self.shapes["train"])
@@ -264,7 +267,10 @@ class Runtime:
         valid = min(max(batch.size - first, 0), size)
         start = 0
         for name, dim in zip(inp.label_names, inp.label_dims):
-            self._copy_rows(net.tensors[name], batch.label[rows, start:start + dim], valid, name)
+            labels = batch.label[rows, start:start + dim]
+            if name in self._unit_labels:
+                _check_unit_labels(labels[:valid], name)
+            self._copy_rows(net.tensors[name], labels, valid, name)
             start += dim
         if inp.dense_dim:
             self._copy_rows(net.tensors[inp.dense_name], batch.dense[rows], valid, inp.dense_name)
@@ -425,3 +431,14 @@ def _set_tf32(xp, enabled: bool) -> None:
 
 
 __all__ = ["Runtime", "type_string"]
+
+
+def _check_unit_labels(labels, name: str) -> None:
+    """A BinaryCrossEntropyLoss label outside [0, 1] trains to a negative loss and a meaningless AUC (HugeCTR
+    does not check); host batches only, so resident device batches cost no sync."""
+    if not isinstance(labels, np.ndarray) or labels.size == 0:
+        return
+    low, high = float(labels.min()), float(labels.max())
+    if low < 0.0 or high > 1.0:
+        raise DataError(f"label '{name}' of a BinaryCrossEntropyLoss holds {low if low < 0 else high} in this batch; "
+                        "its labels must lie in [0, 1] (check the label column of the data, and label_dim)")

@@ -140,3 +140,18 @@ def test_a_sparse_folder_with_a_key_twice_is_corrupt(tmp_path):
     keys.tofile(tmp_path / "m0_sparse_1.model" / "key")
     with pytest.raises(hugectr.CheckpointError, match="lists 1 key.s. more than once; the checkpoint is corrupt"):
         build("SGD").load_sparse_weights([str(tmp_path / "m0_sparse_1.model")])
+
+
+def test_bce_labels_outside_zero_one_are_a_data_error():
+    """HugeCTR trains on them to a negative loss and an AUC of 0.5; soft labels in [0, 1] stay fine."""
+    from tests.helpers import random_batch
+
+    model = dense_model([DL("InnerProduct", ["dense"], ["x"], num_output=1), BCE])
+    model.compile()
+    soft = random_batch(8)
+    soft.label[:] = 0.25
+    model.runtime.train_step(soft, 0.01)
+    bad = random_batch(8)
+    bad.label[3] = 5.0
+    with pytest.raises(DataError, match="label 'label' of a BinaryCrossEntropyLoss holds 5.0 in this batch"):
+        model.runtime.train_step(bad, 0.01)
