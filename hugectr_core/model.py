@@ -13,10 +13,11 @@ from .enums import Tensor_t, type_string
 from .data_checks import first_non_finite
 from .errors import ConfigError, DataError, GraphError, TrainingError
 from .filesystems import filesystem_kind
-from .fused_path import GroupDenseLayer, rewrite
+from .fused_path import GroupDenseLayer
 from .layers_api import DenseLayer, Input, SparseEmbedding
 from .lr_scheduler import LearningRateScheduler
 from .metrics import MetricAccumulator
+from .model_checks import TensorNames, check_model_args, one_of
 from .plugins import plugin_manager, registry
 from .runtime import Runtime
 from .workers import Workers
@@ -41,14 +42,13 @@ class Model:
     """
 
     def __init__(self, solver, reader_params, opt_params):
-        _check_model_args(solver, reader_params, opt_params)
+        check_model_args(solver, reader_params, opt_params)
         self.solver, self.reader_params, self.opt_params = solver, reader_params, opt_params
         self.input_layer: Input | None = None
         self.sparse_embeddings: list[SparseEmbedding] = []
         self.dense_layers: list[DenseLayer] = []
         self.collections: list = []  # EmbeddingCollectionConfig objects (plugin hugectr-embeddings-collection)
-        self._fused_path_aliases: dict = {}  # fp16 buffer names of HugeCTR's fused path -> the tensor they follow
-        self._names = _TensorNames()
+        self._names = TensorNames()  # who names which tensor, and HugeCTR's fused-path aliases
         self.runtime: Runtime | None = None  # this process's first worker (all workers: self.workers.items)
         self.workers: Workers | None = None
         self.lr_scheduler = LearningRateScheduler(solver.lr, solver.warmup_steps, solver.decay_start,
@@ -67,7 +67,7 @@ class Model:
         """Add an Input, a SparseEmbedding, a DenseLayer or a GroupDenseLayer (in HugeCTR's order), positionally
         or by HugeCTR's keyword for it. The fp16 fused-path spellings (FusedInnerProduct, GroupDenseLayer, an
         Interaction's gradient top) become the plain layers they compute (``fused_path``)."""
-        item = _one_of("add", item=item, input=input, sparse_embedding=sparse_embedding, dense_layer=dense_layer,
+        item = one_of("add", item=item, input=input, sparse_embedding=sparse_embedding, dense_layer=dense_layer,
                        group_dense_layer=group_dense_layer)
         if self.runtime is not None:
             raise GraphError("Model.add after compile(): build the whole graph before compiling")
@@ -81,27 +81,15 @@ class Model:
             self._names.reserve([item.sparse_embedding_name], f"SparseEmbedding '{item.sparse_embedding_name}'")
             self.sparse_embeddings.append(item)
         elif isinstance(item, DenseLayer):
-            self._add_dense(item)
+            self.dense_layers += self._names.add_dense(item)
         elif isinstance(item, GroupDenseLayer):
             for layer in item.layers():
-                self._add_dense(layer)
+                self.dense_layers += self._names.add_dense(layer)
         elif type(item).__name__ == "EmbeddingCollectionConfig":
             self.collections.append(item)
         else:
             raise ConfigError(f"Model.add takes Input, SparseEmbedding, EmbeddingCollectionConfig, DenseLayer or "
                               f"GroupDenseLayer, got {type(item).__name__}")
-
-    def _add_dense(self, layer: DenseLayer) -> None:
-        """A dense layer, rewritten from HugeCTR's fused-path spellings; its tops and the alias names it makes
-        may not name a tensor of the Input, an embedding or an alias (dense-dense clashes: the graph says)."""
-        known = set(self._fused_path_aliases)
-        plain = rewrite(layer, self._fused_path_aliases)
-        for out in plain:  # a top that is also the layer's own bottom: the layer's own error says it better
-            self._names.check_dense_tops([t for t in out.top_names if t not in out.bottom_names],
-                                         f"layer '{out.top_names[0]}' ({layer.type_name})")
-        new_aliases = [name for name in self._fused_path_aliases if name not in known]
-        self._names.reserve(new_aliases, f"layer '{layer.top_names[0]}' ({layer.type_name}), as an alias")
-        self.dense_layers += plain
 
     def compile(self, loss_names=None, loss_weights=None) -> None:
         """Build the graph, infer every shape, place every buffer and initialise parameters."""
@@ -435,7 +423,7 @@ class Model:
         latter also by HugeCTR's keyword ``sparse_embedding_files_map``."""
         from .checkpoint import load_sparse
 
-        load_sparse(self, _one_of("load_sparse_weights", sparse_embedding_files=sparse_embedding_files,
+        load_sparse(self, one_of("load_sparse_weights", sparse_embedding_files=sparse_embedding_files,
                                   sparse_embedding_files_map=sparse_embedding_files_map))
 
     def load_sparse_optimizer_states(self, sparse_opt_states_files=None, *, sparse_opt_states_files_map=None) -> None:
@@ -443,52 +431,6 @@ class Model:
         HugeCTR's keyword ``sparse_opt_states_files_map``."""
         from .checkpoint import load_sparse_optimizer_states
 
-        load_sparse_optimizer_states(self, _one_of("load_sparse_optimizer_states",
+        load_sparse_optimizer_states(self, one_of("load_sparse_optimizer_states",
                                                    sparse_opt_states_files=sparse_opt_states_files,
                                                    sparse_opt_states_files_map=sparse_opt_states_files_map))
-
-
-def _one_of(method: str, **given):
-    """The one argument of an overloaded HugeCTR method that was given (pybind names each overload's)."""
-    values = [v for v in given.values() if v is not None]
-    if len(values) != 1:
-        raise TypeError(f"Model.{method} takes exactly one of {', '.join(given)}")
-    return values[0]
-
-
-class _TensorNames:
-    """Who names which tensor while a model is built: the Input's, the embeddings' and the fused-path alias
-    names are reserved; a dense top or an alias that reuses one would silently redirect every later read."""
-
-    def __init__(self):
-        self.owner: dict = {}      # reserved name -> who names it
-        self.dense_tops: dict = {}  # dense top -> layer
-
-    def reserve(self, names, who: str) -> None:
-        for name in names:
-            previous = self.owner.get(name) or self.dense_tops.get(name)
-            if previous is not None:
-                raise GraphError(f"tensor '{name}' is produced twice (by {who} and {previous}); every tensor name "
-                                 "must be unique")
-            self.owner[name] = who
-
-    def check_dense_tops(self, names, who: str) -> None:
-        for name in names:
-            if name in self.owner:
-                raise GraphError(f"tensor '{name}' is produced twice (by {who} and {self.owner[name]}); every "
-                                 "tensor name must be unique")
-            self.dense_tops.setdefault(name, who)
-
-
-def _check_model_args(solver, reader_params, opt_params) -> None:
-    """Model(solver, reader_params, opt_params) with the objects HugeCTR's factories make (a reader may be
-    None for a model that is only stepped by hand, as the tests do)."""
-    from .params import DataReaderParams, OptParamsPy  # noqa: PLC0415 - params imports the solver module
-    from .solver import Solver  # noqa: PLC0415
-
-    for name, value, cls, factory in (("solver", solver, Solver, "CreateSolver"),
-                                      ("opt_params", opt_params, OptParamsPy, "CreateOptimizer")):
-        if not isinstance(value, cls):
-            raise ConfigError(f"Model: {name} must come from hugectr.{factory}(...), got {value!r}")
-    if reader_params is not None and not isinstance(reader_params, DataReaderParams):
-        raise ConfigError(f"Model: reader_params must be a hugectr.DataReaderParams(...), got {reader_params!r}")

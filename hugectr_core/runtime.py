@@ -430,9 +430,6 @@ def _set_tf32(xp, enabled: bool) -> None:
     linalg.set_compute_type(xp.float32, linalg.COMPUTE_TYPE_TF32 if enabled else linalg.COMPUTE_TYPE_DEFAULT)
 
 
-__all__ = ["Runtime", "type_string"]
-
-
 def _check_unit_labels(labels, name: str) -> None:
     """A BinaryCrossEntropyLoss label outside [0, 1] trains to a negative loss and a meaningless AUC (HugeCTR
     does not check); host batches only, so resident device batches cost no sync."""
@@ -442,3 +439,6 @@ def _check_unit_labels(labels, name: str) -> None:
     if low < 0.0 or high > 1.0:
         raise DataError(f"label '{name}' of a BinaryCrossEntropyLoss holds {low if low < 0 else high} in this batch; "
                         "its labels must lie in [0, 1] (check the label column of the data, and label_dim)")
+
+
+__all__ = ["Runtime", "type_string"]

@@ -380,13 +380,19 @@ def test_neumf(tmp_path):
 
 
 # -- (4) DLRM, classic with Interaction: samples/ftrl/dlrm_train_ftrl.py ------------------------------
-def test_dlrm(tmp_path):
-    slots, vec = [200, 100, 300, 50, 80, 120, 60, 90], 8
+def dlrm_inputs(tmp_path, vec=8):
+    """DLRM's data, Input and embedding (HugeCTR's samples/dlrm), before its dense layers."""
+    slots = [200, 100, 300, 50, 80, 120, 60, 90]
     generate(tmp_path, "RawAsync", slots, dense_dim=4)
     model = new_model(tmp_path, "RawAsync", slots)
     model.add(hugectr.Input(label_dim=1, label_name="label", dense_dim=4, dense_name="dense",
                             data_reader_sparse_param_array=[sparse("data1", len(slots))]))
     model.add(embedding("sparse_embedding1", "data1", vec))
+    return model, vec
+
+
+def test_dlrm(tmp_path):
+    model, vec = dlrm_inputs(tmp_path)
     model.add(DL(hugectr.Layer_t.MLP, ["dense"], ["mlp1"], num_outputs=[16, vec]))
     model.add(DL(hugectr.Layer_t.Interaction, ["mlp1", "sparse_embedding1"], ["interaction1"]))
     model.add(DL(hugectr.Layer_t.MLP, ["interaction1"], ["mlp2"], num_outputs=[32, 16, 1],
@@ -399,12 +405,7 @@ def test_dlrm(tmp_path):
 def test_dlrm_with_hugectr_fused_path_spellings(tmp_path):
     """samples/dlrm of HugeCTR 3.x (GroupDenseLayer bottom MLP, FusedInnerProduct Head/Body/Tail top MLP) and
     23.x (Interaction tops ["interaction1", "interaction1_grad"]); HugeCTR needs fp16 for them, any precision here."""
-    slots, vec = [200, 100, 300, 50, 80, 120, 60, 90], 8
-    generate(tmp_path, "RawAsync", slots, dense_dim=4)
-    model = new_model(tmp_path, "RawAsync", slots)
-    model.add(hugectr.Input(label_dim=1, label_name="label", dense_dim=4, dense_name="dense",
-                            data_reader_sparse_param_array=[sparse("data1", len(slots))]))
-    model.add(embedding("sparse_embedding1", "data1", vec))
+    model, vec = dlrm_inputs(tmp_path)
     model.add(hugectr.GroupDenseLayer(group_layer_type=hugectr.GroupLayer_t.GroupFusedInnerProduct,
                                       bottom_name_list=["dense"], top_name_list=["fc1", "fc2"], num_outputs=[16, vec],
                                       last_act_type=hugectr.Activation_t.Relu))
